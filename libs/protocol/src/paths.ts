@@ -1,0 +1,6 @@
+/** Endpoints of proxy-server, relative to API_GATEWAY_URL (which may carry a stage path). */
+export const ProxyPath = {
+  Connection: '/proxy/connection',
+  Chunk: '/proxy/chunk',
+  Response: '/proxy/response',
+} as const;
