@@ -1,0 +1,256 @@
+import type { IncomingHttpHeaders } from 'node:http';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Sha256 } from '@aws-crypto/sha256-js';
+import { Logger } from '@nestjs/common';
+import { HttpRequest } from '@smithy/protocol-http';
+import { SignatureV4 } from '@smithy/signature-v4';
+import { Pool } from 'undici';
+import { MAX_CHUNK_SIZE, MiB } from '@app/protocol';
+import {
+  backoffDelay,
+  errorCode,
+  isRetryableError,
+  isRetryableStatus,
+  parseRetryAfter,
+  type RetryPolicyOptions,
+} from './retry-policy.js';
+
+export interface GatewayClientOptions extends RetryPolicyOptions {
+  /** API_GATEWAY_URL: origin plus optional stage path; every call goes under it. */
+  gatewayUrl: string;
+  region: string;
+  service: string;
+  /** Bound of one attempt (GATEWAY_CALL_TIMEOUT_MS). */
+  callTimeoutMs: number;
+}
+
+/** Static credentials or a provider of them, as `SignatureV4` takes them. */
+export type CredentialsSource = ConstructorParameters<
+  typeof SignatureV4
+>[0]['credentials'];
+
+export type GatewayMethod = 'GET' | 'POST' | 'DELETE';
+
+export interface GatewayCall {
+  method: GatewayMethod;
+  /** Path relative to API_GATEWAY_URL, e.g. `/proxy/chunk`. */
+  path: string;
+  /** Extra headers (lower-case names); signed with the rest. */
+  headers?: Record<string, string>;
+  body?: Buffer;
+  /** Aborts the call and its retries (the application went away, the exchange timed out). */
+  signal?: AbortSignal;
+}
+
+/** The final answer of a call, after any retries. */
+export interface GatewayAnswer {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: Buffer;
+  /** 1 if the first attempt answered; more if retries were needed. */
+  attempts: number;
+}
+
+/** The gateway could not be reached, or the connection kept breaking, through every attempt. */
+export class GatewayUnreachableError extends Error {
+  readonly code = 'GATEWAY_UNREACHABLE';
+  constructor(
+    readonly url: string,
+    readonly attempts: number,
+    cause: unknown,
+  ) {
+    super(
+      `${describeCause(cause)} calling ${url} (${attempts} attempt${attempts === 1 ? '' : 's'})`,
+      { cause },
+    );
+    this.name = 'GatewayUnreachableError';
+  }
+}
+
+/** No AWS credentials could be found to sign with. */
+export class GatewayCredentialsError extends Error {
+  readonly code = 'GATEWAY_CREDENTIALS';
+  constructor(cause: unknown) {
+    super(
+      `Could not load AWS credentials to sign with (${cause instanceof Error ? cause.message : String(cause)})`,
+      { cause },
+    );
+    this.name = 'GatewayCredentialsError';
+  }
+}
+
+/** The gateway answered something larger than any protocol answer can be. */
+export class GatewayAnswerTooLargeError extends Error {
+  readonly code = 'GATEWAY_ANSWER_TOO_LARGE';
+}
+
+/** Largest answer read: one response chunk plus generous room for JSON. */
+const MAX_ANSWER_BYTES = MAX_CHUNK_SIZE + MiB;
+
+function describeCause(cause: unknown): string {
+  const code = errorCode(cause);
+  const message = cause instanceof Error ? cause.message : String(cause);
+  return code && !message.includes(code) ? `${code}: ${message}` : message;
+}
+
+/**
+ * The one way proxy-client talks to the gateway: SigV4-signs each call
+ * and sends it over a keep-alive pool, retrying transient failures.
+ *
+ * What is signed is exactly what is sent: method, the full path including
+ * the stage (`/prod/proxy/chunk`), the query, the `host` header and a hash
+ * of the body bytes. Each attempt is signed anew, so a retry after a long
+ * backoff never carries a stale `X-Amz-Date`.
+ *
+ * Credentials come from the provider given (in the app: the AWS SDK's
+ * `defaultProvider()`, which caches them and refreshes them five minutes
+ * before they expire, so nothing here needs to memoize).
+ */
+export class GatewayClient {
+  private readonly logger = new Logger('GatewayClient');
+  private readonly base: URL;
+  private readonly basePath: string;
+  private readonly pool: Pool;
+  private readonly signer: SignatureV4;
+
+  constructor(
+    private readonly options: GatewayClientOptions,
+    credentials: CredentialsSource,
+  ) {
+    this.base = new URL(options.gatewayUrl);
+    this.basePath = this.base.pathname.replace(/\/+$/, '');
+    this.pool = new Pool(this.base.origin, {
+      keepAliveTimeout: 30_000,
+      headersTimeout: options.callTimeoutMs,
+      bodyTimeout: options.callTimeoutMs,
+    });
+    this.signer = new SignatureV4({
+      credentials,
+      region: options.region,
+      service: options.service,
+      sha256: Sha256,
+    });
+  }
+
+  /** The full URL of a call, for messages. */
+  urlOf(path: string): string {
+    return `${this.base.origin}${this.basePath}${path}`;
+  }
+
+  /**
+   * Sends a call, retrying network failures and 429/502/503/504 from the
+   * gateway up to `maxRetries` times. Resolves with the final answer whatever
+   * its status; rejects with {@link GatewayUnreachableError} when no attempt
+   * got an answer, {@link GatewayCredentialsError} when there is nothing to
+   * sign with, or the signal's reason when aborted.
+   */
+  async call(call: GatewayCall): Promise<GatewayAnswer> {
+    const attempts = this.options.maxRetries + 1;
+    for (let attempt = 1; ; attempt++) {
+      call.signal?.throwIfAborted();
+      const started = Date.now();
+      let retryAfter: number | undefined;
+      try {
+        const answer = await this.attempt(call);
+        this.logger.debug(
+          `${call.method} ${this.basePath}${call.path} ${answer.status} ${Date.now() - started}ms attempt ${attempt}/${attempts}`,
+        );
+        if (
+          attempt === attempts ||
+          !isRetryableStatus(answer.status, answer.body)
+        ) {
+          return { ...answer, attempts: attempt };
+        }
+        retryAfter = parseRetryAfter(answer.headers['retry-after']);
+      } catch (error) {
+        if (call.signal?.aborted) throw call.signal.reason;
+        this.logger.debug(
+          `${call.method} ${this.basePath}${call.path} failed (${errorCode(error) ?? (error as Error).message}) ${Date.now() - started}ms attempt ${attempt}/${attempts}`,
+        );
+        if (!isRetryableError(error)) {
+          if (error instanceof GatewayCredentialsError) throw error;
+          if (error instanceof GatewayAnswerTooLargeError) throw error;
+          throw new GatewayUnreachableError(
+            this.urlOf(call.path),
+            attempt,
+            error,
+          );
+        }
+        if (attempt === attempts) {
+          throw new GatewayUnreachableError(
+            this.urlOf(call.path),
+            attempt,
+            error,
+          );
+        }
+      }
+      await sleep(backoffDelay(attempt, this.options, retryAfter), undefined, {
+        signal: call.signal,
+      }).catch(() => {
+        throw call.signal?.reason;
+      });
+    }
+  }
+
+  /** Closes the pool once the calls in flight are done. */
+  async close(): Promise<void> {
+    await this.pool.close();
+  }
+
+  /** One signed attempt; the answer body is read whole (it is at most one chunk). */
+  private async attempt(
+    call: GatewayCall,
+  ): Promise<Omit<GatewayAnswer, 'attempts'>> {
+    const signed = await this.sign(call);
+    const res = await this.pool.request({
+      method: call.method,
+      path: signed.path,
+      headers: signed.headers,
+      body: call.body,
+      signal: call.signal,
+    });
+    const parts: Buffer[] = [];
+    let size = 0;
+    for await (const part of res.body) {
+      const buf = part as Buffer;
+      size += buf.length;
+      if (size > MAX_ANSWER_BYTES) {
+        res.body.destroy();
+        throw new GatewayAnswerTooLargeError(
+          `The answer to ${call.method} ${this.urlOf(call.path)} is larger than ${MAX_ANSWER_BYTES} bytes: API_GATEWAY_URL does not seem to lead to proxy-server`,
+        );
+      }
+      parts.push(buf);
+    }
+    return {
+      status: res.statusCode,
+      headers: res.headers as IncomingHttpHeaders,
+      body: Buffer.concat(parts, size),
+    };
+  }
+
+  /** Signs the request exactly as it will be sent. */
+  async sign(
+    call: GatewayCall,
+    signingDate?: Date,
+  ): Promise<{ path: string; headers: Record<string, string> }> {
+    const request = new HttpRequest({
+      method: call.method,
+      protocol: this.base.protocol,
+      hostname: this.base.hostname,
+      port: this.base.port ? Number(this.base.port) : undefined,
+      path: `${this.basePath}${call.path}`,
+      headers: { ...call.headers, host: this.base.host },
+      body: call.body,
+    });
+    let signed: HttpRequest;
+    try {
+      signed = (await this.signer.sign(request, {
+        signingDate,
+      })) as HttpRequest;
+    } catch (error) {
+      throw new GatewayCredentialsError(error);
+    }
+    return { path: signed.path, headers: signed.headers };
+  }
+}

@@ -1,0 +1,203 @@
+import { STATUS_CODES } from 'node:http';
+import {
+  decodeHeaderPairs,
+  ErrorCode,
+  Header,
+  ProtocolError,
+  ProxyPath,
+  type CreateConnectionDto,
+  type TargetHead,
+} from '@app/protocol';
+import {
+  GatewayClient,
+  type GatewayAnswer,
+  type GatewayCall,
+} from './gateway-client.js';
+import { answerError, callFailure } from './upstream-errors.js';
+
+/** One response chunk as the server served it. */
+export interface ResponseChunk {
+  index: number;
+  /** True while more chunks follow. */
+  more: boolean;
+  /** The target's status line and headers: on chunk 0 only. */
+  head?: TargetHead;
+  data: Buffer;
+}
+
+/** The server waited for the chunk until its long-poll bound; ask again. */
+export const PENDING = Symbol('pending');
+
+function single(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
+}
+
+/** A well-formed answer that does not follow the protocol: something other than proxy-server answered. */
+function notTheProtocol(what: string): ProtocolError {
+  return new ProtocolError(
+    502,
+    ErrorCode.UpstreamUnavailable,
+    `${what}: is API_GATEWAY_URL pointing at a chunkgate proxy-server?`,
+  );
+}
+
+/** Reads the target's status line and headers from response chunk 0. */
+function readTargetHead(answer: GatewayAnswer): TargetHead {
+  const rawStatus = single(answer.headers[Header.TargetStatus]) ?? '';
+  const status = Number(rawStatus);
+  if (!/^\d{3}$/.test(rawStatus) || status < 200 || status > 599) {
+    throw notTheProtocol(
+      `Response chunk 0 carried no valid X-Target-Status (${JSON.stringify(rawStatus.slice(0, 20))})`,
+    );
+  }
+  let headers: TargetHead['headers'] = [];
+  const encoded = single(answer.headers[Header.TargetHeaders]);
+  if (encoded) {
+    try {
+      headers = decodeHeaderPairs(encoded);
+    } catch {
+      throw notTheProtocol(
+        'Response chunk 0 carried an unreadable X-Target-Headers',
+      );
+    }
+  }
+  return { status, reason: readReason(answer, status), headers };
+}
+
+/** The URI-encoded reason phrase, or the standard one if it is missing or could not go on a status line. */
+function readReason(answer: GatewayAnswer, status: number): string {
+  const fallback = STATUS_CODES[status] ?? '';
+  const raw = single(answer.headers[Header.TargetReason]);
+  if (!raw) return fallback;
+  try {
+    const reason = decodeURIComponent(raw);
+    return /^[\t\x20-\x7e\x80-\xff]*$/.test(reason) ? reason : fallback;
+  } catch {
+    return fallback;
+  }
+}
+
+/**
+ * The four calls of the wire protocol (docs/PROTOCOL.md), each turning the
+ * server's answer into a value or into the error the application sees.
+ * Retries are the gateway client's; here is what an answer means,
+ * including the answers that only a retry can produce.
+ */
+export class ProxyServerApi {
+  constructor(private readonly gateway: GatewayClient) {}
+
+  /** `POST /proxy/connection`. A 409 answering a retry means the lost first attempt created it. */
+  async openConnection(
+    connection: CreateConnectionDto,
+    signal?: AbortSignal,
+  ): Promise<void> {
+    const answer = await this.send({
+      method: 'POST',
+      path: ProxyPath.Connection,
+      headers: { 'content-type': 'application/json' },
+      body: Buffer.from(JSON.stringify(connection), 'utf8'),
+      signal,
+    });
+    if (answer.status === 201 || answer.status === 200) return;
+    if (answer.status === 409 && answer.attempts > 1) return;
+    throw this.failure(answer, ProxyPath.Connection, 'POST');
+  }
+
+  /** `POST /proxy/chunk`: one piece of the request body. Idempotent, so retries are harmless. */
+  async sendChunk(
+    connectionId: string,
+    index: number,
+    final: boolean,
+    data: Buffer,
+    signal?: AbortSignal,
+  ): Promise<void> {
+    const answer = await this.send({
+      method: 'POST',
+      path: ProxyPath.Chunk,
+      headers: {
+        'content-type': 'application/octet-stream',
+        [Header.ConnectionId]: connectionId,
+        [Header.ChunkIndex]: String(index),
+        [Header.ChunkFinal]: String(final),
+      },
+      body: data,
+      signal,
+    });
+    if (answer.status !== 200) {
+      throw this.failure(answer, ProxyPath.Chunk, 'POST', data.length);
+    }
+  }
+
+  /** `GET /proxy/response`: chunk `index`, or {@link PENDING} when the server's long-poll expired first. */
+  async readResponseChunk(
+    connectionId: string,
+    index: number,
+    signal?: AbortSignal,
+  ): Promise<ResponseChunk | typeof PENDING> {
+    const answer = await this.send({
+      method: 'GET',
+      path: ProxyPath.Response,
+      headers: {
+        [Header.ConnectionId]: connectionId,
+        [Header.ChunkIndex]: String(index),
+      },
+      signal,
+    });
+    if (answer.status === 202) return PENDING;
+    if (answer.status !== 200) {
+      throw this.failure(answer, ProxyPath.Response, 'GET');
+    }
+    const servedIndex = single(answer.headers[Header.ChunkIndex]);
+    if (servedIndex !== undefined && Number(servedIndex) !== index) {
+      throw notTheProtocol(
+        `Asked for response chunk ${index}, got chunk ${servedIndex}`,
+      );
+    }
+    const more = single(answer.headers[Header.MoreChunks]);
+    if (more === undefined) {
+      throw notTheProtocol(
+        `Response chunk ${index} came without X-More-Chunks`,
+      );
+    }
+    return {
+      index,
+      more: more.trim().toLowerCase() === 'true',
+      head: index === 0 ? readTargetHead(answer) : undefined,
+      data: answer.body,
+    };
+  }
+
+  /** `DELETE /proxy/connection`. A 404 answering a retry means the lost first attempt freed it. */
+  async releaseConnection(connectionId: string): Promise<void> {
+    const answer = await this.send({
+      method: 'DELETE',
+      path: ProxyPath.Connection,
+      headers: { [Header.ConnectionId]: connectionId },
+    });
+    if (answer.status === 204 || answer.status === 200) return;
+    if (answer.status === 404 && answer.attempts > 1) return;
+    throw this.failure(answer, ProxyPath.Connection, 'DELETE');
+  }
+
+  private async send(call: GatewayCall): Promise<GatewayAnswer> {
+    try {
+      return await this.gateway.call(call);
+    } catch (error) {
+      if (call.signal?.aborted && error === call.signal.reason) throw error;
+      throw callFailure(error);
+    }
+  }
+
+  private failure(
+    answer: GatewayAnswer,
+    path: string,
+    method: string,
+    bodyBytes?: number,
+  ): ProtocolError {
+    return answerError(answer, {
+      method,
+      url: this.gateway.urlOf(path),
+      bodyBytes,
+    });
+  }
+}

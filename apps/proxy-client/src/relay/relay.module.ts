@@ -1,0 +1,11 @@
+import { Module } from '@nestjs/common';
+import { GatewayModule } from '../gateway/gateway.module.js';
+import { RelayController } from './relay.controller.js';
+import { RelayService } from './relay.service.js';
+
+@Module({
+  imports: [GatewayModule],
+  controllers: [RelayController],
+  providers: [RelayService],
+})
+export class RelayModule {}

@@ -1,0 +1,47 @@
+import { once } from 'node:events';
+import type { ServerResponse } from 'node:http';
+import {
+  ErrorCode,
+  ProtocolError,
+  stripHopByHop,
+  type TargetHead,
+} from '@app/protocol';
+
+/**
+ * Writes the target's status line and headers to the application.
+ *
+ * The headers go as one flat `[name, value, …]` list so repeated names stay
+ * apart (two `Set-Cookie` stay two) and in order. Hop-by-hop headers are
+ * dropped again (the server already did; this hop owns its own). A
+ * `Content-Length` of the target is kept; without one Node chunks the body.
+ * Node itself sends no body for HEAD, 204 and 304.
+ */
+export function writeTargetHead(res: ServerResponse, head: TargetHead): void {
+  const flat = stripHopByHop(head.headers).flat();
+  try {
+    res.writeHead(head.status, head.reason, flat);
+  } catch (error) {
+    // Node refuses header values it could not put on the wire.
+    throw new ProtocolError(
+      502,
+      ErrorCode.UpstreamUnavailable,
+      `The target's response head cannot be passed on (${(error as Error).message}).`,
+      { cause: error },
+    );
+  }
+}
+
+/**
+ * Writes one chunk of body, respecting backpressure: when the application
+ * reads slower than the gateway delivers, wait for `drain` before asking for
+ * the next chunk. Rejects if the exchange is aborted meanwhile.
+ */
+export async function writeBody(
+  res: ServerResponse,
+  data: Buffer,
+  signal: AbortSignal,
+): Promise<void> {
+  if (data.length === 0) return;
+  if (res.write(data)) return;
+  await once(res, 'drain', { signal });
+}
