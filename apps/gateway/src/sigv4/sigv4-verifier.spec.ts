@@ -1,7 +1,7 @@
 import { Sha256 } from '@aws-crypto/sha256-js';
 import { HttpRequest } from '@smithy/protocol-http';
 import { SignatureV4 } from '@smithy/signature-v4';
-import { SIGNATURE_MISMATCH_MESSAGE } from '../gateway-responses.js';
+import { SIGNATURE_MISMATCH_MESSAGE } from '../common/gateway-responses.js';
 import {
   canonicalQuery,
   canonicalUri,

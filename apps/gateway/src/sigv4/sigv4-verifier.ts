@@ -2,7 +2,7 @@ import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import {
   GatewayResponses,
   type GatewayResponse,
-} from '../gateway-responses.js';
+} from '../common/gateway-responses.js';
 import { parseAuthorization } from './authorization-header.js';
 import {
   canonicalHeaders,

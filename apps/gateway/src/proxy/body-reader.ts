@@ -1,0 +1,107 @@
+import type { IncomingMessage } from 'node:http';
+import { MiB } from '@app/protocol';
+
+/**
+ * How many bytes past the limit the gateway reads and throws away so that
+ * the client, still busy sending, gets its 413 instead of a reset: closing
+ * a socket with unread input makes the kernel send RST, which can destroy
+ * the answer before the client reads it. Past this the connection is closed
+ * anyway (an attacker must not keep the gateway reading forever).
+ */
+export const DISCARD_LIMIT_BYTES = 64 * MiB;
+
+export type BodyRead =
+  /** The whole body, at most the limit. */
+  | { kind: 'complete'; body: Buffer }
+  /**
+   * Over the limit. `drained` tells whether the rest of the body was read
+   * (the connection can be reused) or not (answer, then close it).
+   */
+  | { kind: 'too_large'; receivedBytes: number; drained: boolean }
+  /** The client went away before sending everything. */
+  | { kind: 'aborted'; receivedBytes: number };
+
+/** Requests whose client was not sent `100 Continue`, so no body will come. */
+const withheld = new WeakSet<IncomingMessage>();
+
+/** Marks a request whose `Expect: 100-continue` was declined: its body never comes. */
+export function markBodyWithheld(req: IncomingMessage): void {
+  withheld.add(req);
+}
+
+/** The Content-Length the client declared, if any and well-formed. */
+export function declaredLength(req: IncomingMessage): number | undefined {
+  const raw = req.headers['content-length'];
+  if (raw === undefined || !/^\s*\d+\s*$/.test(raw)) return undefined;
+  return Number(raw);
+}
+
+/**
+ * Reads a request body of at most `maxBytes`. A Content-Length over the
+ * limit is refused up front (nothing buffered); a chunked body is refused
+ * as soon as it crosses the limit. Either way the remaining bytes are read
+ * and dropped, up to {@link DISCARD_LIMIT_BYTES}, so the answer reaches the
+ * client. Memory held is never more than `maxBytes`.
+ */
+export function readBoundedBody(
+  req: IncomingMessage,
+  maxBytes: number,
+  discardLimitBytes = DISCARD_LIMIT_BYTES,
+): Promise<BodyRead> {
+  const declared = declaredLength(req);
+  if (
+    withheld.has(req) ||
+    (declared !== undefined && declared > maxBytes + discardLimitBytes)
+  ) {
+    return Promise.resolve({
+      kind: 'too_large',
+      receivedBytes: 0,
+      drained: false,
+    });
+  }
+  return new Promise((resolve) => {
+    let tooLarge = declared !== undefined && declared > maxBytes;
+    let received = 0;
+    let chunks: Buffer[] = [];
+    let done = false;
+
+    const finish = (result: BodyRead): void => {
+      if (done) return;
+      done = true;
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', onGone);
+      req.off('close', onGone);
+      chunks = [];
+      resolve(result);
+    };
+    const onData = (chunk: Buffer): void => {
+      received += chunk.length;
+      if (!tooLarge && received > maxBytes) {
+        tooLarge = true;
+        chunks = [];
+      }
+      if (!tooLarge) {
+        chunks.push(chunk);
+      } else if (received > maxBytes + discardLimitBytes) {
+        req.pause();
+        finish({ kind: 'too_large', receivedBytes: received, drained: false });
+      }
+    };
+    const onEnd = (): void => {
+      finish(
+        tooLarge
+          ? { kind: 'too_large', receivedBytes: received, drained: true }
+          : { kind: 'complete', body: Buffer.concat(chunks, received) },
+      );
+    };
+    const onGone = (): void => {
+      finish({ kind: 'aborted', receivedBytes: received });
+    };
+
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('error', onGone);
+    req.on('close', onGone);
+  });
+}
