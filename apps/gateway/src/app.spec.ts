@@ -23,6 +23,11 @@ const run = promisify(execFile);
 const MiB = 1024 * 1024;
 const TOO_LARGE = '{"message":"Request Entity Too Large"}';
 
+/** A 16 MiB deterministic answer the upstream streams for `/big`. */
+const BIG_RESPONSE = Buffer.alloc(16 * MiB);
+for (let i = 0; i < BIG_RESPONSE.length; i += 4)
+  BIG_RESPONSE.writeUInt32LE(i, i);
+
 /** What the upstream saw of one request. */
 interface Seen {
   method: string;
@@ -72,6 +77,23 @@ async function startUpstream(): Promise<{
         });
         return;
       }
+      if (req.url === '/big') {
+        // Written in pieces, honouring backpressure, so the gateway really streams.
+        let offset = 0;
+        const pump = (): void => {
+          while (offset < BIG_RESPONSE.length) {
+            const piece = BIG_RESPONSE.subarray(offset, offset + 256 * 1024);
+            offset += piece.length;
+            if (!res.write(piece)) {
+              res.once('drain', pump);
+              return;
+            }
+          }
+          res.end();
+        };
+        pump();
+        return;
+      }
       res.statusCode = req.url?.startsWith('/created') ? 201 : 200;
       res.setHeader('Set-Cookie', ['a=1; Path=/', 'b=2; Path=/']);
       res.setHeader('X-Upstream', 'yes');
@@ -119,6 +141,7 @@ async function signedCall(
     region?: string;
     accessKeyId?: string;
     sessionToken?: string;
+    signal?: AbortSignal;
   } = {},
 ): Promise<Answer> {
   const url = new URL(base);
@@ -151,6 +174,7 @@ async function signedCall(
     method: method as 'GET',
     headers: signed.headers,
     body: options.body,
+    signal: options.signal,
   });
   return {
     status: res.statusCode,
@@ -436,6 +460,31 @@ describe('gateway app (stage prod, 2 MiB, 400 ms integration timeout)', () => {
     );
     expect(Date.now() - started).toBeGreaterThanOrEqual(390);
     await vi.waitFor(() => expect(upstream.aborted).toContain('/slow'));
+  });
+
+  it('aborts the upstream request when the client leaves, and counts it as 499', async () => {
+    await request(`${gateway.url}/_gateway/stats/reset`, { method: 'POST' });
+    const leave = new AbortController();
+    const call = signedCall(gateway.url, 'GET', '/prod/slow-leave', {
+      signal: leave.signal,
+    });
+    await vi.waitFor(() => expect(upstream.seen).toHaveLength(1));
+    leave.abort();
+    await expect(call).rejects.toThrow();
+    await vi.waitFor(() => expect(upstream.aborted).toContain('/slow-leave'));
+    await vi.waitFor(async () => {
+      const stats = (await (
+        await request(`${gateway.url}/_gateway/stats`)
+      ).body.json()) as GatewayStats;
+      expect(stats.by_status).toEqual({ '499': 1 });
+    });
+  });
+
+  it('streams a large upstream response back intact (no size limit on answers)', async () => {
+    const res = await signedCall(gateway.url, 'GET', '/prod/big');
+    expect(res.status).toBe(200);
+    expect(res.body.length).toBe(BIG_RESPONSE.length);
+    expect(sha256(res.body)).toBe(sha256(BIG_RESPONSE));
   });
 
   describe('requests signed by curl --aws-sigv4 (7.88 signs the raw path and query)', () => {

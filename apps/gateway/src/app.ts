@@ -49,6 +49,8 @@ export async function createGatewayApp(
 ): Promise<NestExpressApplication> {
   const app = await NestFactory.create<NestExpressApplication>(AppModule, {
     bodyParser: false,
+    // Start-up errors (bad configuration) reach the caller instead of exiting the process.
+    abortOnError: false,
     logger: options.logger ?? enabledLogLevels(process.env.LOG_LEVEL),
   });
   app.disable('x-powered-by');

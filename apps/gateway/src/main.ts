@@ -5,6 +5,9 @@ import { createGatewayApp } from './app.js';
 import { gatewayConfig, type GatewayConfig } from './config/gateway.config.js';
 
 async function bootstrap(): Promise<void> {
+  // Validate the environment before Nest starts, so a bad value stops the
+  // gateway with just the message naming it (not a Nest stack trace).
+  gatewayConfig();
   const app = await createGatewayApp();
   app.enableShutdownHooks();
   const config = app.get<GatewayConfig>(gatewayConfig.KEY);

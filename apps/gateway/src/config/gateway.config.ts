@@ -2,13 +2,11 @@ import { registerAs } from '@nestjs/config';
 import { Transform } from 'class-transformer';
 import {
   IsIn,
-  IsInt,
   IsOptional,
   IsString,
   IsUrl,
   Matches,
-  Max,
-  Min,
+  ValidateBy,
 } from 'class-validator';
 import {
   DEFAULT_GATEWAY_LISTEN_PORT,
@@ -25,7 +23,7 @@ import {
 
 /**
  * Environment strings to numbers. Only plain decimal integers convert;
- * anything else becomes NaN so `@IsInt` refuses it with the variable's name
+ * anything else becomes NaN so the integer check refuses it, naming the variable
  * (`Number('')` would silently be 0, `Number('1e3')` 1000).
  */
 const ToInt = () =>
@@ -34,6 +32,19 @@ const ToInt = () =>
     return typeof value === 'string' && /^\s*\d+\s*$/.test(value)
       ? Number(value)
       : Number.NaN;
+  });
+
+/** One integer check with one message (IsInt + Min + Max would repeat themselves for `abc`). */
+const IsIntIn = (min: number, max: number, message: string) =>
+  ValidateBy({
+    name: 'isIntIn',
+    validator: {
+      validate: (value: unknown) =>
+        Number.isInteger(value) &&
+        (value as number) >= min &&
+        (value as number) <= max,
+      defaultMessage: () => message,
+    },
   });
 
 /** The environment variables the gateway reads (GATEWAY_CREDENTIALS apart: see below). */
@@ -47,11 +58,11 @@ class GatewayEnv {
 
   @IsOptional()
   @ToInt()
-  @IsInt({
-    message: 'GATEWAY_LISTEN_PORT must be an integer (0 = any free port)',
-  })
-  @Min(0, { message: 'GATEWAY_LISTEN_PORT must be 0 to 65535' })
-  @Max(65535, { message: 'GATEWAY_LISTEN_PORT must be 0 to 65535' })
+  @IsIntIn(
+    0,
+    65535,
+    'GATEWAY_LISTEN_PORT must be a port number, 0 to 65535 (0 = any free port)',
+  )
   GATEWAY_LISTEN_PORT?: number;
 
   @IsOptional()
@@ -68,16 +79,20 @@ class GatewayEnv {
 
   @IsOptional()
   @ToInt()
-  @IsInt({ message: 'GATEWAY_MAX_BODY_BYTES must be a whole number of bytes' })
-  @Min(1, { message: 'GATEWAY_MAX_BODY_BYTES must be at least 1' })
+  @IsIntIn(
+    1,
+    1024 * 1024 * 1024,
+    'GATEWAY_MAX_BODY_BYTES must be a whole number of bytes, 1 to 1073741824',
+  )
   GATEWAY_MAX_BODY_BYTES?: number;
 
   @IsOptional()
   @ToInt()
-  @IsInt({
-    message: 'GATEWAY_TIMEOUT_MS must be a whole number of milliseconds',
-  })
-  @Min(1, { message: 'GATEWAY_TIMEOUT_MS must be at least 1' })
+  @IsIntIn(
+    1,
+    3_600_000,
+    'GATEWAY_TIMEOUT_MS must be a whole number of milliseconds, 1 to 3600000',
+  )
   GATEWAY_TIMEOUT_MS?: number;
 
   @IsOptional()
@@ -103,11 +118,11 @@ class GatewayEnv {
 
   @IsOptional()
   @ToInt()
-  @IsInt({
-    message: 'GATEWAY_LATENCY_MS must be a whole number of milliseconds',
-  })
-  @Min(0)
-  @Max(60_000, { message: 'GATEWAY_LATENCY_MS must be at most 60000' })
+  @IsIntIn(
+    0,
+    60_000,
+    'GATEWAY_LATENCY_MS must be a whole number of milliseconds, 0 to 60000',
+  )
   GATEWAY_LATENCY_MS?: number;
 
   @IsOptional()

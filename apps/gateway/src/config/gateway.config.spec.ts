@@ -1,0 +1,101 @@
+import {
+  LOCAL_DEV_ACCESS_KEY_ID,
+  LOCAL_DEV_SECRET_ACCESS_KEY,
+} from '@app/protocol';
+import { gatewayConfig, parseCredentials } from './gateway.config.js';
+
+/** Runs the config factory against exactly `env`. */
+function configFor(
+  env: Record<string, string>,
+): ReturnType<typeof gatewayConfig> {
+  const saved = process.env;
+  process.env = { ...env };
+  try {
+    return gatewayConfig();
+  } finally {
+    process.env = saved;
+  }
+}
+
+describe('gateway config', () => {
+  it('has the documented defaults', () => {
+    expect(configFor({})).toEqual({
+      listenHost: '127.0.0.1',
+      listenPort: 9080,
+      region: 'us-east-1',
+      service: 'execute-api',
+      credentials: new Map([
+        [LOCAL_DEV_ACCESS_KEY_ID, LOCAL_DEV_SECRET_ACCESS_KEY],
+      ]),
+      maxBodyBytes: 2097152,
+      timeoutMs: 29000,
+      upstreamOrigin: 'http://127.0.0.1:9090',
+      upstreamBasePath: '',
+      stage: '',
+      latencyMs: 0,
+      logLevel: 'log',
+    });
+  });
+
+  it('reads every variable', () => {
+    const config = configFor({
+      GATEWAY_LISTEN_HOST: '0.0.0.0',
+      GATEWAY_LISTEN_PORT: '0',
+      AWS_REGION: 'eu-west-1',
+      SERVICE: 'execute-api',
+      GATEWAY_CREDENTIALS: 'AKIDONE:s1/x+y, AKIDTWO:s:2',
+      GATEWAY_MAX_BODY_BYTES: '1024',
+      GATEWAY_TIMEOUT_MS: '500',
+      GATEWAY_UPSTREAM_URL: 'http://localhost:7000/base/',
+      GATEWAY_STAGE: '/prod',
+      GATEWAY_LATENCY_MS: '40',
+      LOG_LEVEL: 'debug',
+    });
+    expect(config).toMatchObject({
+      listenHost: '0.0.0.0',
+      listenPort: 0,
+      region: 'eu-west-1',
+      maxBodyBytes: 1024,
+      timeoutMs: 500,
+      upstreamOrigin: 'http://localhost:7000',
+      upstreamBasePath: '/base',
+      stage: 'prod',
+      latencyMs: 40,
+      logLevel: 'debug',
+    });
+    expect([...config.credentials]).toEqual([
+      ['AKIDONE', 's1/x+y'],
+      ['AKIDTWO', 's:2'],
+    ]);
+  });
+
+  it.each([
+    ['GATEWAY_LISTEN_PORT', '70000'],
+    ['GATEWAY_LISTEN_PORT', 'abc'],
+    ['GATEWAY_MAX_BODY_BYTES', '1e3'],
+    ['GATEWAY_TIMEOUT_MS', '0'],
+    ['GATEWAY_LATENCY_MS', '-5'],
+    ['GATEWAY_UPSTREAM_URL', 'ftp://x'],
+    ['GATEWAY_STAGE', 'a/b'],
+    ['AWS_REGION', 'Mars'],
+    ['LOG_LEVEL', 'loud'],
+  ])('stops on %s=%s with a message naming it', (name, value) => {
+    expect(() => configFor({ [name]: value })).toThrow(
+      new RegExp(`Invalid configuration:[\\s\\S]*${name}=`),
+    );
+  });
+
+  it('refuses malformed credentials without printing them', () => {
+    expect(() => parseCredentials('AKIDONE:secret-one,AKIDTWO')).toThrow(
+      /GATEWAY_CREDENTIALS: entry 2 must be ACCESS_KEY_ID:SECRET_ACCESS_KEY/,
+    );
+    let message = '';
+    try {
+      parseCredentials('AKIDONE:Zq9hiddenOne,:Zq9hiddenTwo');
+    } catch (error) {
+      message = (error as Error).message;
+    }
+    expect(message).toMatch(/entry 2/);
+    expect(message).not.toContain('Zq9hidden');
+  });
+});
