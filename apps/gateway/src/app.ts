@@ -51,6 +51,9 @@ export async function createGatewayApp(
     bodyParser: false,
     // Start-up errors (bad configuration) reach the caller instead of exiting the process.
     abortOnError: false,
+    // On shutdown, cut calls still in flight (a long-poll lasts up to 25 s):
+    // the stand-in holds no state worth draining, and tests stop it often.
+    forceCloseConnections: true,
     logger: options.logger ?? enabledLogLevels(process.env.LOG_LEVEL),
   });
   app.disable('x-powered-by');

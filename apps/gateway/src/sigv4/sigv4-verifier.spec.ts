@@ -1,3 +1,4 @@
+import { createHash, createHmac } from 'node:crypto';
 import { Sha256 } from '@aws-crypto/sha256-js';
 import { HttpRequest } from '@smithy/protocol-http';
 import { SignatureV4 } from '@smithy/signature-v4';
@@ -208,6 +209,54 @@ describe('verifySigV4 against smithy SignatureV4 signatures', () => {
     expect(req.target).toBe('/x?t=~a%20b');
     const reencoded = { ...req, target: '/x?t=%7ea%20b' };
     expect(verifySigV4(reencoded, options).ok).toBe(true);
+  });
+
+  it('accepts an HTTP Date header instead of X-Amz-Date (signed as ISO 8601 basic)', () => {
+    // Signed by hand following the AWS documentation: smithy always sends X-Amz-Date.
+    const date = 'Wed, 25 Nov 2026 12:19:30 GMT';
+    const hash = (s: string): string =>
+      createHash('sha256').update(s).digest('hex');
+    const canonical = [
+      'GET',
+      '/x',
+      '',
+      `date:${date}\nhost:${HOST}\n`,
+      'date;host',
+      hash(''),
+    ].join('\n');
+    const stringToSign = [
+      'AWS4-HMAC-SHA256',
+      '20261125T121930Z',
+      '20261125/us-east-1/execute-api/aws4_request',
+      hash(canonical),
+    ].join('\n');
+    let key: Buffer | string = `AWS4${SECRET}`;
+    for (const part of ['20261125', 'us-east-1', 'execute-api', 'aws4_request'])
+      key = createHmac('sha256', key).update(part).digest();
+    const signature = createHmac('sha256', key)
+      .update(stringToSign)
+      .digest('hex');
+    const req: SigV4Request = {
+      method: 'GET',
+      target: '/x',
+      headers: [
+        ['Host', HOST],
+        ['Date', date],
+        [
+          'Authorization',
+          `AWS4-HMAC-SHA256 Credential=${AKID}/20261125/us-east-1/execute-api/aws4_request, SignedHeaders=date;host, Signature=${signature}`,
+        ],
+      ],
+      body: Buffer.alloc(0),
+      now: SIGNED_AT,
+    };
+    expect(verifySigV4(req, options)).toMatchObject({ ok: true });
+    expect(
+      verifySigV4(
+        withHeader(req, 'Date', 'Wed, 25 Nov 2026 12:19:31 GMT'),
+        options,
+      ).ok,
+    ).toBe(false);
   });
 
   describe('refuses tampered requests', () => {
