@@ -64,7 +64,7 @@ export async function createGatewayApp(
       next();
       return;
     }
-    proxy.handle(req, res).catch(next);
+    void proxy.handle(req, res);
   });
   app.useGlobalFilters(new GatewayExceptionFilter());
   const config = app.get<GatewayConfig>(gatewayConfig.KEY);

@@ -57,14 +57,15 @@ export class ProxyService {
     private readonly stats: StatsService,
   ) {}
 
+  /**
+   * Handles one call to completion. Never rejects: a bug becomes API
+   * Gateway's 500 (or a cut-off response once the head is out) and a log line.
+   */
   async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const started = performance.now();
-    const now = new Date();
-    const target = req.url ?? '/';
-    const { path, query } = splitTarget(target);
     const call: CallRecord = {
       method: req.method ?? 'GET',
-      path,
+      path: splitTarget(req.url ?? '/').path,
       requestBytes: 0,
       responseBytes: 0,
     };
@@ -74,6 +75,26 @@ export class ProxyService {
       if (!res.writableFinished) clientGone.abort();
       this.finish(call, started);
     });
+    try {
+      await this.exchange(req, res, call, clientGone.signal);
+    } catch (error) {
+      this.logger.error(
+        `Unexpected error on ${call.method} ${call.path}: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`,
+      );
+      if (res.headersSent) res.destroy();
+      else this.answer(res, call, GatewayResponses.internalError());
+    }
+  }
+
+  private async exchange(
+    req: IncomingMessage,
+    res: ServerResponse,
+    call: CallRecord,
+    clientGone: AbortSignal,
+  ): Promise<void> {
+    const now = new Date();
+    const target = req.url ?? '/';
+    const { path, query } = splitTarget(target);
 
     const read = await readBoundedBody(req, this.config.maxBodyBytes);
     if (read.kind === 'aborted') {
@@ -123,7 +144,7 @@ export class ProxyService {
     if (this.config.latencyMs > 0) {
       try {
         await delay(this.config.latencyMs, undefined, {
-          signal: clientGone.signal,
+          signal: clientGone,
         });
       } catch {
         return; // The client left during the added latency: nothing to answer.
@@ -137,7 +158,7 @@ export class ProxyService {
         headers: upstreamRequestHeaders(req.rawHeaders),
         body,
       },
-      clientGone.signal,
+      clientGone,
     );
     if (outcome.kind === 'cancelled') return;
     if (outcome.kind === 'failed') {
