@@ -44,6 +44,8 @@ const RETRYABLE_ERROR_CODES = new Set([
   'UND_ERR_CONNECT_TIMEOUT',
   'UND_ERR_HEADERS_TIMEOUT',
   'UND_ERR_BODY_TIMEOUT',
+  // the answer broke off before its declared end
+  'UND_ERR_RES_CONTENT_LENGTH_MISMATCH',
 ]);
 
 /** The first `code` found on an error or its causes (undici wraps system errors). */

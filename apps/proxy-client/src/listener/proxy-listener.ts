@@ -2,6 +2,7 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { Server, type CustomTransportStrategy } from '@nestjs/microservices';
+import { Logger } from '@nestjs/common';
 import { lastValueFrom } from 'rxjs';
 import { ErrorCode, ProtocolError } from '@app/protocol';
 import { sendErrorAnswer } from '../common/app-answers.js';
@@ -55,6 +56,7 @@ export class ProxyListener
   implements CustomTransportStrategy
 {
   readonly transportId = Symbol.for('chunkgate.proxy-listener');
+  protected override readonly logger = new Logger(ProxyListener.name);
 
   private readonly server: http.Server;
   private readonly openSockets = new Set<Socket | Duplex>();

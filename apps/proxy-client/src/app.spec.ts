@@ -1,0 +1,794 @@
+import { execFile } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import http from 'node:http';
+import net, { type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import type { INestMicroservice, LoggerService } from '@nestjs/common';
+import { ProxyAgent, request as undiciRequest } from 'undici';
+import { createClientApp } from './app.js';
+import {
+  startFakeChunkgate,
+  type FakeChunkgate,
+  type FakeChunkgateOptions,
+} from './testing/fake-chunkgate.js';
+
+const run = promisify(execFile);
+const KiB = 1024;
+const KEY = {
+  accessKeyId: 'AKIDAPPSPEC',
+  secretAccessKey: 'app-spec-secret',
+  region: 'us-east-1',
+  service: 'execute-api',
+};
+
+const sha256 = (data: Buffer) =>
+  createHash('sha256').update(data).digest('hex');
+
+/** Every log line of every app in this file, for assertions on logging. */
+const logs: Array<{ level: string; message: string; context?: string }> = [];
+const captureLogger: LoggerService = Object.fromEntries(
+  ['log', 'error', 'warn', 'debug', 'verbose', 'fatal'].map((level) => [
+    level,
+    (message: unknown, ...rest: unknown[]) =>
+      logs.push({
+        level,
+        message: String(message),
+        context:
+          typeof rest.at(-1) === 'string' ? (rest.at(-1) as string) : undefined,
+      }),
+  ]),
+) as unknown as LoggerService;
+
+// ---------------------------------------------------------------- target --
+
+interface Seen {
+  method: string;
+  url: string;
+  rawHeaders: string[];
+  bytes: number;
+  sha256: string;
+}
+
+/** A real target: /echo, /bytes?size=N[&chunked=1], /status/N, /cookies, /hang. */
+async function startTarget() {
+  const seen: Seen[] = [];
+  const server = http.createServer((req, res) => {
+    const hash = createHash('sha256');
+    let bytes = 0;
+    req.on('data', (d: Buffer) => {
+      bytes += d.length;
+      hash.update(d);
+    });
+    req.on('end', () => {
+      const record = {
+        method: req.method ?? '',
+        url: req.url ?? '',
+        rawHeaders: req.rawHeaders,
+        bytes,
+        sha256: hash.digest('hex'),
+      };
+      seen.push(record);
+      const url = new URL(record.url, 'http://t');
+      if (url.pathname === '/echo') {
+        const body = JSON.stringify(record);
+        res
+          .writeHead(200, {
+            'content-type': 'application/json',
+            'content-length': Buffer.byteLength(body),
+          })
+          .end(body);
+      } else if (url.pathname === '/bytes') {
+        const size = Number(url.searchParams.get('size'));
+        const headers: Record<string, number | string> = {
+          'content-type': 'application/octet-stream',
+        };
+        if (url.searchParams.get('chunked') !== '1')
+          headers['content-length'] = size;
+        res.writeHead(200, headers);
+        void (async () => {
+          for (let off = 0; off < size; off += 64 * KiB) {
+            if (res.destroyed) return;
+            if (!res.write(pattern(off, Math.min(64 * KiB, size - off))))
+              await once(res, 'drain');
+          }
+          res.end();
+        })().catch(() => undefined);
+      } else if (/^\/status\/\d{3}$/.test(url.pathname)) {
+        const status = Number(url.pathname.slice(8));
+        res.writeHead(status, 'Custom Reason', {
+          'x-target': 'yes',
+          ...(status === 204 || status === 304
+            ? {}
+            : { 'content-type': 'text/plain' }),
+        });
+        res.end(
+          status === 204 || status === 304 ? undefined : `status ${status}\n`,
+        );
+      } else if (url.pathname === '/cookies') {
+        res.setHeader('set-cookie', ['a=1; Path=/', 'b=2; Path=/']);
+        res.end('cookies');
+      } else if (url.pathname === '/hang') {
+        // never answers
+      } else {
+        res.writeHead(404).end();
+      }
+    });
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const port = (server.address() as AddressInfo).port;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    port,
+    seen,
+    close: async () => {
+      server.closeAllConnections();
+      server.close();
+      await once(server, 'close');
+    },
+  };
+}
+
+/** Deterministic bytes: byte at offset i is i mod 253. */
+function pattern(offset: number, length: number): Buffer {
+  const buf = Buffer.alloc(length);
+  for (let i = 0; i < length; i++) buf[i] = (offset + i) % 253;
+  return buf;
+}
+
+// ---------------------------------------------------------------- client --
+
+interface Running {
+  app: INestMicroservice;
+  url: string;
+  port: number;
+}
+
+const started: Array<{ close: () => Promise<unknown> }> = [];
+
+/** Starts proxy-client (createClientApp, as main.ts does) with `env` on a free port. */
+async function startClient(env: Record<string, string>): Promise<Running> {
+  const saved = { ...process.env };
+  Object.assign(process.env, {
+    CLIENT_LISTEN_PORT: '0',
+    GATEWAY_RETRY_BASE_MS: '5',
+    ...env,
+  });
+  try {
+    const { app, listener } = await createClientApp({ logger: captureLogger });
+    await app.listen();
+    started.push(app);
+    return { app, url: listener.address().url, port: listener.address().port };
+  } finally {
+    process.env = saved;
+  }
+}
+
+async function startFake(
+  options: FakeChunkgateOptions = {},
+): Promise<FakeChunkgate> {
+  const fake = await startFakeChunkgate({
+    stage: 'prod',
+    key: KEY,
+    responseWaitMs: 100,
+    ...options,
+  });
+  started.push(fake);
+  return fake;
+}
+
+interface Proxied {
+  status: number;
+  rawHeaders: string[];
+  body: Buffer;
+  /** False when the response broke off before its end. */
+  complete: boolean;
+}
+
+/** One request through the proxy with node:http (absolute-form request line). */
+async function viaProxy(
+  proxyUrl: string,
+  targetUrl: string,
+  options: {
+    method?: string;
+    headers?: http.OutgoingHttpHeaders;
+    body?: Buffer | Buffer[];
+    onResponse?: (res: http.IncomingMessage) => void;
+  } = {},
+): Promise<Proxied> {
+  const proxy = new URL(proxyUrl);
+  const req = http.request({
+    host: proxy.hostname,
+    port: proxy.port,
+    method: options.method ?? 'GET',
+    path: targetUrl,
+    headers: options.headers,
+    agent: false,
+  });
+  req.on('error', () => undefined); // a cut-off shows as an incomplete response
+  const responded = once(req, 'response') as Promise<[http.IncomingMessage]>;
+  if (Array.isArray(options.body)) {
+    for (const piece of options.body)
+      if (!req.write(piece)) await once(req, 'drain');
+    req.end();
+  } else req.end(options.body);
+  const [res] = await responded;
+  options.onResponse?.(res);
+  const parts: Buffer[] = [];
+  res.on('data', (d: Buffer) => parts.push(d));
+  res.on('error', () => undefined); // a cut-off: `complete` stays false
+  await new Promise((resolve) => res.once('close', resolve));
+  return {
+    status: res.statusCode ?? 0,
+    rawHeaders: res.rawHeaders,
+    body: Buffer.concat(parts),
+    complete: res.complete,
+  };
+}
+
+function header(raw: string[], name: string): string[] {
+  const values: string[] = [];
+  for (let i = 0; i < raw.length; i += 2)
+    if (raw[i].toLowerCase() === name) values.push(raw[i + 1]);
+  return values;
+}
+
+function errorOf(p: Proxied): { error: string; message: string } {
+  return JSON.parse(p.body.toString()) as { error: string; message: string };
+}
+
+async function eventually(check: () => boolean, ms = 5000): Promise<void> {
+  const until = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > until) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** A port nothing listens on. */
+async function closedPort(): Promise<number> {
+  const s = net.createServer().listen(0, '127.0.0.1');
+  await once(s, 'listening');
+  const { port } = s.address() as AddressInfo;
+  s.close();
+  await once(s, 'close');
+  return port;
+}
+
+let target: Awaited<ReturnType<typeof startTarget>>;
+const savedEnv = { ...process.env };
+beforeAll(async () => {
+  // The SDK's default chain reads these when a client first signs (lazily,
+  // then cached), so they stay set for the whole file.
+  Object.assign(process.env, {
+    AWS_ACCESS_KEY_ID: KEY.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: KEY.secretAccessKey,
+    AWS_EC2_METADATA_DISABLED: 'true',
+  });
+  delete process.env.AWS_PROFILE;
+  delete process.env.AWS_SESSION_TOKEN;
+  target = await startTarget();
+});
+afterAll(async () => {
+  for (const s of started.reverse()) await s.close();
+  await target.close();
+  process.env = savedEnv;
+});
+
+// ----------------------------------------------------------------- tests --
+
+describe('proxy-client relaying through a signed gateway with a stage', () => {
+  let fake: FakeChunkgate;
+  let client: Running;
+  beforeAll(async () => {
+    fake = await startFake({ maxBodyBytes: 80 * KiB });
+    client = await startClient({
+      API_GATEWAY_URL: fake.url,
+      CHUNK_SIZE: String(64 * KiB),
+      MAX_BODY_SIZE: String(1024 * KiB),
+      LOG_LEVEL: 'debug',
+    });
+  });
+
+  const callsOf = (id: string) =>
+    fake.calls.filter(
+      (c) => c.headers['x-connection-id'] === id || c.body.includes(id),
+    );
+
+  it('carries a GET: connection, final empty chunk, response, release', async () => {
+    const before = fake.calls.length;
+    const res = await viaProxy(client.url, `${target.url}/echo?q=1`, {
+      headers: {
+        'proxy-authorization': 'Basic eDp5',
+        cookie: 'c=1',
+        'x-custom': 'kept',
+      },
+    });
+    expect(res.status).toBe(200);
+    const seen = JSON.parse(res.body.toString()) as Seen;
+    expect(seen).toMatchObject({ method: 'GET', url: '/echo?q=1', bytes: 0 });
+    expect(header(seen.rawHeaders, 'host')).toEqual([
+      `127.0.0.1:${target.port}`,
+    ]);
+    expect(header(seen.rawHeaders, 'cookie')).toEqual(['c=1']);
+    expect(header(seen.rawHeaders, 'x-custom')).toEqual(['kept']);
+    expect(header(seen.rawHeaders, 'proxy-authorization')).toEqual([]);
+    // The release follows the application's answer.
+    await eventually(() =>
+      fake.calls.slice(before).some((c) => c.method === 'DELETE' && c.status),
+    );
+    const calls = fake.calls.slice(before);
+    expect(calls.map((c) => `${c.method} ${c.path} ${c.status}`)).toEqual([
+      'POST /proxy/connection 201',
+      'POST /proxy/chunk 200',
+      'GET /proxy/response 200',
+      'DELETE /proxy/connection 204',
+    ]);
+    const connection = JSON.parse(calls[0].body.toString()) as Record<
+      string,
+      unknown
+    >;
+    expect(connection).toMatchObject({
+      target_host: '127.0.0.1',
+      port: target.port,
+      scheme: 'http',
+      method: 'GET',
+      path: '/echo?q=1',
+      body_size: 0,
+      response_chunk_size: 64 * KiB,
+      download_window: 1,
+    });
+    expect(connection.connection_id).toMatch(/^[0-9a-f-]{36}$/);
+    expect(calls[1].headers).toMatchObject({
+      'x-chunk-index': '0',
+      'x-chunk-final': 'true',
+    });
+    expect(calls[1].body.length).toBe(0);
+  });
+
+  it('uploads a Content-Length body in CHUNK_SIZE chunks, intact', async () => {
+    const body = randomBytes(200 * KiB + 7);
+    const before = fake.calls.length;
+    const res = await viaProxy(client.url, `${target.url}/echo`, {
+      method: 'POST',
+      body,
+    });
+    expect(res.status).toBe(200);
+    expect(JSON.parse(res.body.toString())).toMatchObject({
+      bytes: body.length,
+      sha256: sha256(body),
+    });
+    const chunks = fake.calls
+      .slice(before)
+      .filter((c) => c.path === '/proxy/chunk');
+    expect(
+      chunks.map((c) => [
+        c.headers['x-chunk-index'],
+        c.headers['x-chunk-final'],
+        c.body.length,
+      ]),
+    ).toEqual([
+      ['0', 'false', 64 * KiB],
+      ['1', 'false', 64 * KiB],
+      ['2', 'false', 64 * KiB],
+      ['3', 'true', 8 * KiB + 7],
+    ]);
+  });
+
+  it('uploads a chunked body of unknown size with body_size null', async () => {
+    const pieces = Array.from({ length: 10 }, () => randomBytes(13 * KiB));
+    const before = fake.calls.length;
+    const res = await viaProxy(client.url, `${target.url}/echo`, {
+      method: 'PUT',
+      headers: { 'transfer-encoding': 'chunked' },
+      body: pieces,
+    });
+    expect(res.status, res.body.toString()).toBe(200);
+    expect(JSON.parse(res.body.toString())).toMatchObject({
+      bytes: 130 * KiB,
+      sha256: sha256(Buffer.concat(pieces)),
+    });
+    const open = fake.calls
+      .slice(before)
+      .find((c) => c.method === 'POST' && c.path === '/proxy/connection');
+    expect(JSON.parse(open!.body.toString()).body_size).toBeNull();
+  });
+
+  it('answers Expect: 100-continue (curl) and carries the body', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'proxy-client-spec-'));
+    try {
+      const body = randomBytes(300 * KiB);
+      await writeFile(join(dir, 'body'), body);
+      const { stdout } = await run('curl', [
+        '-sS',
+        '-x',
+        client.url,
+        '-H',
+        'Expect: 100-continue',
+        '--data-binary',
+        `@${join(dir, 'body')}`,
+        `${target.url}/echo`,
+      ]);
+      expect(JSON.parse(stdout)).toMatchObject({
+        method: 'POST',
+        bytes: body.length,
+        sha256: sha256(body),
+      });
+      const seen = target.seen.at(-1)!;
+      expect(header(seen.rawHeaders, 'expect')).toEqual([]);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it.each([
+    ['with Content-Length', ''],
+    ['chunked', '&chunked=1'],
+  ])('streams a response of many chunks %s, intact', async (_label, query) => {
+    const size = 300 * KiB + 5;
+    const res = await viaProxy(
+      client.url,
+      `${target.url}/bytes?size=${size}${query}`,
+    );
+    expect(res.status).toBe(200);
+    expect(res.complete).toBe(true);
+    expect(res.body.equals(pattern(0, size))).toBe(true);
+    expect(header(res.rawHeaders, 'content-length')).toEqual(
+      query ? [] : [String(size)],
+    );
+    expect(header(res.rawHeaders, 'transfer-encoding')).toEqual(
+      query ? ['chunked'] : [],
+    );
+  });
+
+  it('serves undici ProxyAgent', async () => {
+    const body = randomBytes(150 * KiB);
+    const res = await undiciRequest(`${target.url}/echo`, {
+      method: 'POST',
+      body,
+      dispatcher: new ProxyAgent({ uri: client.url, proxyTunnel: false }),
+    });
+    expect(res.statusCode).toBe(200);
+    expect(await res.body.json()).toMatchObject({
+      bytes: body.length,
+      sha256: sha256(body),
+    });
+  });
+
+  it('passes status, reason and headers through; two Set-Cookie stay two', async () => {
+    const res = await viaProxy(client.url, `${target.url}/status/418`);
+    expect(res.status).toBe(418);
+    expect(res.body.toString()).toBe('status 418\n');
+    expect(header(res.rawHeaders, 'x-target')).toEqual(['yes']);
+    const cookies = await viaProxy(client.url, `${target.url}/cookies`);
+    expect(header(cookies.rawHeaders, 'set-cookie')).toEqual([
+      'a=1; Path=/',
+      'b=2; Path=/',
+    ]);
+  });
+
+  it('answers HEAD and 204 without a body', async () => {
+    const head = await viaProxy(client.url, `${target.url}/bytes?size=5000`, {
+      method: 'HEAD',
+    });
+    expect([head.status, head.body.length]).toEqual([200, 0]);
+    expect(header(head.rawHeaders, 'content-length')).toEqual(['5000']);
+    expect(target.seen.at(-1)?.method).toBe('HEAD');
+    const empty = await viaProxy(client.url, `${target.url}/status/204`);
+    expect([empty.status, empty.body.length, empty.complete]).toEqual([
+      204,
+      0,
+      true,
+    ]);
+  });
+
+  it('passes the server verdict target_unreachable on as 502 with its message', async () => {
+    const res = await viaProxy(
+      client.url,
+      `http://127.0.0.1:${await closedPort()}/`,
+    );
+    expect(res.status).toBe(502);
+    expect(errorOf(res).error).toBe('target_unreachable');
+    expect(errorOf(res).message).toMatch(/ECONNREFUSED/);
+  });
+
+  it('refuses a Content-Length over MAX_BODY_SIZE with 413 before any gateway call', async () => {
+    const before = fake.calls.length;
+    const res = await viaProxy(client.url, `${target.url}/echo`, {
+      method: 'POST',
+      body: Buffer.alloc(1024 * KiB + 1),
+    });
+    expect(res.status).toBe(413);
+    expect(errorOf(res)).toEqual({
+      error: 'body_too_large',
+      message:
+        "The request body (1048577 bytes) is larger than this proxy's MAX_BODY_SIZE of 1048576 bytes.",
+    });
+    // (a release of an earlier exchange may still arrive)
+    expect(
+      fake.calls.slice(before).filter((c) => c.method !== 'DELETE'),
+    ).toEqual([]);
+  });
+
+  it('refuses a chunked upload with 413 as it passes MAX_BODY_SIZE, and releases the connection', async () => {
+    const before = fake.calls.length;
+    const pieces = Array.from({ length: 40 }, () => Buffer.alloc(32 * KiB, 3)); // 1.25 MiB
+    const res = await viaProxy(client.url, `${target.url}/echo`, {
+      method: 'POST',
+      headers: { 'transfer-encoding': 'chunked' },
+      body: pieces,
+    });
+    expect(res.status).toBe(413);
+    expect(errorOf(res).error).toBe('body_too_large');
+    expect(errorOf(res).message).toMatch(/MAX_BODY_SIZE of 1048576 bytes/);
+    const calls = fake.calls.slice(before);
+    expect(
+      calls.filter((c) => c.path === '/proxy/chunk').length,
+    ).toBeLessThanOrEqual(16);
+    await eventually(() =>
+      fake.calls.slice(before).some((c) => c.method === 'DELETE'),
+    );
+    // nothing reached the target
+    expect(calls.every((c) => c.headers['x-chunk-final'] !== 'true')).toBe(
+      true,
+    );
+  });
+
+  it('answers an origin-form request with 400 and CONNECT with 501', async () => {
+    const res = await fetch(`${client.url}/some/path`);
+    expect(res.status).toBe(400);
+    expect(await res.json()).toEqual({
+      error: 'bad_proxy_request',
+      message: `This is an HTTP proxy: send absolute-form requests (curl -x ${client.url} http://target/...), not "GET /some/path".`,
+    });
+    const socket = net.connect(client.port, '127.0.0.1');
+    await once(socket, 'connect');
+    socket.write(
+      'CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n',
+    );
+    let answer = '';
+    socket.on('data', (d: Buffer) => (answer += d.toString()));
+    await once(socket, 'close');
+    expect(answer).toMatch(/^HTTP\/1\.1 501 Not Implemented\r\n/);
+    expect(answer).toContain(
+      '{"error":"not_implemented","message":"HTTPS tunnels (CONNECT) are not supported yet; use http:// URLs"}',
+    );
+  });
+
+  it('logs each gateway call at debug and one access line per request, never secrets', async () => {
+    logs.length = 0;
+    await viaProxy(
+      client.url,
+      `${target.url.replace('http://', 'http://user:pw@')}/echo?log=1`,
+      {
+        headers: {
+          cookie: 'secret-cookie=1',
+          authorization: 'Bearer secret-token',
+        },
+      },
+    );
+    await eventually(() => logs.some((l) => l.context === 'Access'));
+    const debug = logs
+      .filter((l) => l.level === 'debug' && l.context === 'GatewayClient')
+      .map((l) => l.message);
+    expect(debug).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(
+          /^POST \/prod\/proxy\/connection 201 \d+ms attempt 1\/6$/,
+        ),
+        expect.stringMatching(
+          /^GET \/prod\/proxy\/response 200 \d+ms attempt 1\/6$/,
+        ),
+      ]),
+    );
+    const access = logs.find((l) => l.context === 'Access')!;
+    expect(access.level).toBe('log');
+    expect(access.message).toMatch(
+      new RegExp(
+        `^GET http://127\\.0\\.0\\.1:${target.port}/echo\\?log=1 200 up=0B down=\\d+B chunks=1/1 \\d+ms$`,
+      ),
+    );
+    const all = logs.map((l) => l.message).join('\n');
+    for (const secret of [
+      'AWS4-HMAC',
+      'secret-cookie',
+      'secret-token',
+      'pw@',
+      KEY.secretAccessKey,
+    ])
+      expect(all).not.toContain(secret);
+  });
+
+  it('answers 502 explaining CHUNK_SIZE when the gateway refuses a chunk as too large', async () => {
+    const big = await startClient({
+      API_GATEWAY_URL: fake.url,
+      CHUNK_SIZE: String(100 * KiB),
+    });
+    const res = await viaProxy(big.url, `${target.url}/echo`, {
+      method: 'POST',
+      body: Buffer.alloc(150 * KiB),
+    });
+    expect(res.status).toBe(502);
+    expect(errorOf(res).error).toBe('chunk_too_large');
+    expect(errorOf(res).message).toMatch(
+      /^The API Gateway refused a chunk of 102400 bytes as larger than it allows \(413: Request Entity Too Large\): lower CHUNK_SIZE/,
+    );
+    void callsOf;
+  });
+
+  it('answers 502 gateway_auth_failed when the gateway refuses the signature', async () => {
+    // A gateway that expects another secret than the one the client signs with.
+    const strict = await startFake({
+      key: { ...KEY, secretAccessKey: 'another-secret' },
+    });
+    const wrong = await startClient({ API_GATEWAY_URL: strict.url });
+    const res = await viaProxy(wrong.url, `${target.url}/echo`);
+    expect(res.status).toBe(502);
+    expect(errorOf(res)).toEqual({
+      error: 'gateway_auth_failed',
+      message:
+        'The API Gateway refused the request signature (403: The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method.): check AWS credentials, AWS_REGION and API_GATEWAY_URL',
+    });
+  });
+});
+
+describe('proxy-client when things fail', () => {
+  it('answers 502 upstream_unavailable naming the cause and URL when the gateway is unreachable', async () => {
+    const port = await closedPort();
+    const client = await startClient({
+      API_GATEWAY_URL: `http://127.0.0.1:${port}/prod`,
+      GATEWAY_MAX_RETRIES: '1',
+    });
+    const res = await viaProxy(client.url, `${target.url}/echo`);
+    expect(res.status).toBe(502);
+    expect(errorOf(res).error).toBe('upstream_unavailable');
+    expect(errorOf(res).message).toMatch(
+      new RegExp(
+        `^Could not reach the API Gateway: .*ECONNREFUSED.* calling http://127\\.0\\.0\\.1:${port}/prod/proxy/connection \\(2 attempts\\)`,
+      ),
+    );
+  });
+
+  it('retries gateway 503s and lost answers; a 409 on a retried create means created', async () => {
+    let failures = 0;
+    let chunkOneSeen = 0;
+    const fake = await startFake({
+      intercept: (call, res) => {
+        if (call.path === '/proxy/response' && failures < 2) {
+          failures += 1;
+          res
+            .writeHead(503, { 'content-type': 'application/json' })
+            .end('{"message":"Service Unavailable"}');
+          return true;
+        }
+        return false;
+      },
+      loseAnswer: (call) =>
+        call.n === 1 ||
+        (call.path === '/proxy/chunk' &&
+          call.headers['x-chunk-index'] === '1' &&
+          ++chunkOneSeen === 1),
+    });
+    const client = await startClient({
+      API_GATEWAY_URL: fake.url,
+      CHUNK_SIZE: String(4 * KiB),
+    });
+    const body = randomBytes(10 * KiB);
+    const res = await viaProxy(client.url, `${target.url}/echo`, {
+      method: 'POST',
+      body,
+    });
+    expect(res.status, res.body.toString()).toBe(200);
+    expect(JSON.parse(res.body.toString())).toMatchObject({
+      bytes: body.length,
+      sha256: sha256(body),
+    });
+    const trace = fake.calls.map(
+      (c) =>
+        `${c.method} ${c.path} ${c.headers['x-chunk-index'] ?? ''} ${c.status ?? 'lost'}`,
+    );
+    expect(trace.slice(0, 2)).toEqual([
+      'POST /proxy/connection  lost',
+      'POST /proxy/connection  409',
+    ]);
+    expect(trace.filter((t) => t.startsWith('POST /proxy/chunk 1 '))).toEqual([
+      'POST /proxy/chunk 1 lost',
+      'POST /proxy/chunk 1 200',
+    ]);
+    expect(
+      trace.filter((t) => t.startsWith('GET /proxy/response 0 503')),
+    ).toHaveLength(2);
+    expect(target.seen.filter((s) => s.sha256 === sha256(body))).toHaveLength(
+      1,
+    );
+  });
+
+  it('asks again after 202 while the target is slow', async () => {
+    const slow = http.createServer((_req, res) =>
+      setTimeout(() => res.end('late'), 450),
+    );
+    slow.listen(0, '127.0.0.1');
+    await once(slow, 'listening');
+    started.push({
+      close: async () => {
+        slow.closeAllConnections();
+        slow.close();
+      },
+    });
+    const fake = await startFake({ responseWaitMs: 100 });
+    const client = await startClient({ API_GATEWAY_URL: fake.url });
+    const res = await viaProxy(
+      client.url,
+      `http://127.0.0.1:${(slow.address() as AddressInfo).port}/`,
+    );
+    expect([res.status, res.body.toString()]).toEqual([200, 'late']);
+    expect(
+      fake.calls.filter((c) => c.path === '/proxy/response' && c.status === 202)
+        .length,
+    ).toBeGreaterThanOrEqual(2);
+  });
+
+  it('answers 504 when nothing progresses for REQUEST_TIMEOUT_MS, and releases', async () => {
+    const fake = await startFake({ responseWaitMs: 100 });
+    const client = await startClient({
+      API_GATEWAY_URL: fake.url,
+      REQUEST_TIMEOUT_MS: '1000',
+    });
+    const res = await viaProxy(client.url, `${target.url}/hang`);
+    expect(res.status).toBe(504);
+    expect(errorOf(res).error).toBe('gateway_timeout');
+    expect(errorOf(res).message).toMatch(/REQUEST_TIMEOUT_MS/);
+    await eventually(() => fake.calls.some((c) => c.method === 'DELETE'));
+  });
+
+  it('cuts the application off, never ends it cleanly, when the response breaks after the head', async () => {
+    const fake = await startFake({
+      intercept: (call, res) => {
+        if (
+          call.path === '/proxy/response' &&
+          call.headers['x-chunk-index'] === '2'
+        ) {
+          res.writeHead(502, { 'content-type': 'application/json' });
+          res.end(
+            '{"error":"target_unreachable","message":"The target\'s response broke off (ECONNRESET)."}',
+          );
+          return true;
+        }
+        return false;
+      },
+    });
+    const client = await startClient({
+      API_GATEWAY_URL: fake.url,
+      CHUNK_SIZE: String(16 * KiB),
+    });
+    for (const query of ['', '&chunked=1']) {
+      const res = await viaProxy(
+        client.url,
+        `${target.url}/bytes?size=${100 * KiB}${query}`,
+      );
+      expect(res.status).toBe(200);
+      expect(res.complete).toBe(false);
+      expect(res.body.length).toBe(32 * KiB);
+    }
+  });
+
+  it('stops and releases the server connection when the application goes away', async () => {
+    const fake = await startFake({});
+    const client = await startClient({
+      API_GATEWAY_URL: fake.url,
+      CHUNK_SIZE: String(16 * KiB),
+    });
+    await viaProxy(client.url, `${target.url}/bytes?size=${4096 * KiB}`, {
+      onResponse: (res) => res.destroy(),
+    });
+    await eventually(() =>
+      fake.calls.some((c) => c.method === 'DELETE' && c.status === 204),
+    );
+    const reads = fake.calls.filter((c) => c.path === '/proxy/response').length;
+    expect(reads).toBeLessThan(64); // far from the 256 chunks of the whole body
+  });
+});
