@@ -187,6 +187,8 @@ interface Proxied {
   body: Buffer;
   /** False when the response broke off before its end. */
   complete: boolean;
+  /** How sending the request failed, if it did (EPIPE, ECONNRESET). */
+  requestError?: string;
 }
 
 /** One request through the proxy with node:http (absolute-form request line). */
@@ -198,6 +200,8 @@ async function viaProxy(
     headers?: http.OutgoingHttpHeaders;
     body?: Buffer | Buffer[];
     onResponse?: (res: http.IncomingMessage) => void;
+    /** Default: none, i.e. `Connection: close`. */
+    agent?: http.Agent;
   } = {},
 ): Promise<Proxied> {
   const proxy = new URL(proxyUrl);
@@ -207,9 +211,12 @@ async function viaProxy(
     method: options.method ?? 'GET',
     path: targetUrl,
     headers: options.headers,
-    agent: false,
+    agent: options.agent ?? false,
   });
-  req.on('error', () => undefined); // a cut-off shows as an incomplete response
+  let requestError: string | undefined;
+  req.on('error', (e: NodeJS.ErrnoException) => {
+    requestError = e.code ?? e.message; // a cut-off shows as an incomplete response
+  });
   const responded = once(req, 'response') as Promise<[http.IncomingMessage]>;
   if (Array.isArray(options.body)) {
     for (const piece of options.body)
@@ -222,11 +229,13 @@ async function viaProxy(
   res.on('data', (d: Buffer) => parts.push(d));
   res.on('error', () => undefined); // a cut-off: `complete` stays false
   await new Promise((resolve) => res.once('close', resolve));
+  if (!req.closed) await new Promise((resolve) => req.once('close', resolve));
   return {
     status: res.statusCode ?? 0,
     rawHeaders: res.rawHeaders,
     body: Buffer.concat(parts),
     complete: res.complete,
+    requestError,
   };
 }
 
@@ -496,23 +505,33 @@ describe('proxy-client relaying through a signed gateway with a stage', () => {
     expect(errorOf(res).message).toMatch(/ECONNREFUSED/);
   });
 
-  it('refuses a Content-Length over MAX_BODY_SIZE with 413 before any gateway call', async () => {
-    const before = fake.calls.length;
-    const res = await viaProxy(client.url, `${target.url}/echo`, {
-      method: 'POST',
-      body: Buffer.alloc(1024 * KiB + 1),
-    });
-    expect(res.status).toBe(413);
-    expect(errorOf(res)).toEqual({
-      error: 'body_too_large',
-      message:
-        "The request body (1048577 bytes) is larger than this proxy's MAX_BODY_SIZE of 1048576 bytes.",
-    });
-    // (a release of an earlier exchange may still arrive)
-    expect(
-      fake.calls.slice(before).filter((c) => c.method !== 'DELETE'),
-    ).toEqual([]);
-  });
+  it.each([
+    ['closes (Connection: close)', undefined],
+    ['stays open (keep-alive)', new http.Agent({ keepAlive: true })],
+  ])(
+    'refuses a Content-Length over MAX_BODY_SIZE with 413 before any gateway call, on a connection that %s',
+    async (_label, agent) => {
+      const before = fake.calls.length;
+      const size = 8 * 1024 * KiB;
+      const res = await viaProxy(client.url, `${target.url}/echo`, {
+        method: 'POST',
+        body: Buffer.alloc(size),
+        agent,
+      });
+      agent?.destroy();
+      expect(res.status).toBe(413);
+      // the application got its answer, not a reset while it was still sending
+      expect(res.requestError).toBeUndefined();
+      expect(errorOf(res)).toEqual({
+        error: 'body_too_large',
+        message: `The request body (${size} bytes) is larger than this proxy's MAX_BODY_SIZE of 1048576 bytes.`,
+      });
+      // (a release of an earlier exchange may still arrive)
+      expect(
+        fake.calls.slice(before).filter((c) => c.method !== 'DELETE'),
+      ).toEqual([]);
+    },
+  );
 
   it('refuses a chunked upload with 413 as it passes MAX_BODY_SIZE, and releases the connection', async () => {
     const before = fake.calls.length;
@@ -523,6 +542,7 @@ describe('proxy-client relaying through a signed gateway with a stage', () => {
       body: pieces,
     });
     expect(res.status).toBe(413);
+    expect(res.requestError).toBeUndefined();
     expect(errorOf(res).error).toBe('body_too_large');
     expect(errorOf(res).message).toMatch(/MAX_BODY_SIZE of 1048576 bytes/);
     const calls = fake.calls.slice(before);

@@ -101,6 +101,18 @@ describe('ProxyListener', () => {
     });
   });
 
+  it('accepts an absolute-form HTTP/1.1 request without a Host header', async () => {
+    const listener = await listening(async (_exchange, ctx) => {
+      ctx.getResponse().end(`got ${ctx.getRequest().url}`);
+    });
+    const answer = await exchange(
+      listener.address().port,
+      'GET http://target.test/x HTTP/1.1\r\nConnection: close\r\n\r\n',
+    );
+    expect(answer).toMatch(/^HTTP\/1\.1 200 OK/);
+    expect(answer).toMatch(/got http:\/\/target\.test\/x$/);
+  });
+
   it('hands CONNECT over with a response bound to the socket, closed after the answer', async () => {
     const listener = await listening(async (_exchange, ctx) => {
       expect(ctx.getRequest().method).toBe('CONNECT');

@@ -68,7 +68,13 @@ export class ProxyListener
     super();
     // requestTimeout 0: Node's default (300 s) would cut long uploads; the
     // relay bounds every exchange by its own progress timeout instead.
-    this.server = http.createServer({ requestTimeout: 0 });
+    // requireHostHeader false: an absolute-form request names its target in
+    // the URI, so a missing Host is no reason to refuse it (some clients
+    // omit it when they send raw header lists).
+    this.server = http.createServer({
+      requestTimeout: 0,
+      requireHostHeader: false,
+    });
     this.server.on('connection', (socket: Socket) => this.track(socket));
     this.server.on('request', (req, res) => this.onRequest(req, res, false));
     // With a 'checkContinue' listener Node leaves `100 Continue` to us: the
@@ -193,7 +199,7 @@ export class ProxyListener
         `Proxy exchange ${req.method} ${req.url} failed unexpectedly`,
         err instanceof Error ? err.stack : JSON.stringify(err),
       );
-      sendErrorAnswer(
+      await sendErrorAnswer(
         req,
         res,
         new ProtocolError(

@@ -60,7 +60,7 @@ export class RelayService {
             });
     } catch (error) {
       if (!(error instanceof ProtocolError)) throw error;
-      sendErrorAnswer(req, res, error);
+      await sendErrorAnswer(req, res, error);
       stats = newStats(error.status);
     }
     this.access.log(

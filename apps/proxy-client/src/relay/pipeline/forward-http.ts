@@ -6,7 +6,11 @@ import {
   recordFromPairs,
   type CreateConnectionDto,
 } from '@app/protocol';
-import { cutOff, sendErrorAnswer } from '../../common/app-answers.js';
+import {
+  cutOff,
+  sendContinue,
+  sendErrorAnswer,
+} from '../../common/app-answers.js';
 import {
   PENDING,
   type ProxyServerApi,
@@ -89,7 +93,7 @@ export async function forwardHttp(
     relay.stats.status = res.statusCode;
   } catch (error) {
     const signal = relay.deadline.signal;
-    answerFailure(relay, signal.aborted ? signal.reason : error);
+    await answerFailure(relay, signal.aborted ? signal.reason : error);
   } finally {
     res.off('close', onClose);
     relay.deadline.dispose();
@@ -143,7 +147,7 @@ async function uploadBody({
   deadline,
   stats,
 }: Relay): Promise<void> {
-  if (io.expectsContinue) io.res.writeContinue();
+  if (io.expectsContinue) sendContinue(io.res);
   const chunks = readChunks(io.req, {
     chunkSize: deps.chunkSize,
     maxBytes: deps.maxBodySize,
@@ -180,8 +184,10 @@ async function uploadBody({
     }
   } finally {
     // Closes the reader (it detaches from the stream without destroying it).
-    // Any failure of the reader was already thrown by next() above.
-    chunks.return(undefined).catch(() => undefined);
+    // Any failure of the reader was already thrown by next() above. After an
+    // abort the reader may still wait on the application: not waited for.
+    const closing = chunks.return(undefined).catch(() => undefined);
+    if (!deadline.signal.aborted) await closing;
   }
   if (request.bodySize !== null && stats.bytesUp !== request.bodySize) {
     throw new ApplicationGoneError(); // a Content-Length body that ended short
@@ -220,10 +226,10 @@ async function downloadResponse({
 }
 
 /** Tells the application what went wrong, or cuts its response off if the head is out. */
-function answerFailure(
+async function answerFailure(
   { io, deps, stats, request }: Relay,
   error: unknown,
-): void {
+): Promise<void> {
   if (error instanceof ApplicationGoneError) {
     stats.status = 'gone';
     cutOff(io.res);
@@ -239,7 +245,7 @@ function answerFailure(
     return;
   }
   stats.status = error.status;
-  sendErrorAnswer(io.req, io.res, error);
+  await sendErrorAnswer(io.req, io.res, error);
 }
 
 /** Step: free the server's connection; a failure only costs the server a TTL, so it is logged at debug. */

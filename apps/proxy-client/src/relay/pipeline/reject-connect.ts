@@ -17,7 +17,7 @@ export async function rejectConnect(
   _request: ConnectProxyRequest,
   io: ExchangeIo,
 ): Promise<ExchangeStats> {
-  sendErrorAnswer(
+  await sendErrorAnswer(
     io.req,
     io.res,
     new ProtocolError(
