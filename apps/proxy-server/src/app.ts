@@ -1,0 +1,53 @@
+import type { AddressInfo } from 'node:net';
+import { type LoggerService, type LogLevel } from '@nestjs/common';
+import type { ConfigType } from '@nestjs/config';
+import { NestFactory } from '@nestjs/core';
+import type { NestExpressApplication } from '@nestjs/platform-express';
+import { AppModule, type AppModuleOptions } from './app.module.js';
+import { serverConfig } from './config/server.config.js';
+
+export interface ServerAppOptions extends AppModuleOptions {
+  logger?: LoggerService | LogLevel[] | false;
+}
+
+/**
+ * Creates proxy-server, configured but not listening: main.ts listens on the
+ * configured address, specs on port 0. Nest's body parser is off: the
+ * connection route parses its own JSON and the chunk route reads raw bytes
+ * of any Content-Type.
+ */
+export async function createServerApp(
+  options: ServerAppOptions = {},
+): Promise<NestExpressApplication> {
+  const app = await NestFactory.create<NestExpressApplication>(
+    AppModule.register(options),
+    {
+      bodyParser: false,
+      abortOnError: false,
+      forceCloseConnections: true,
+      logger: options.logger,
+    },
+  );
+  app.disable('x-powered-by');
+  app.enableShutdownHooks();
+  return app;
+}
+
+/** The server's settings, as validated at start-up. */
+export function serverSettings(
+  app: NestExpressApplication,
+): ConfigType<typeof serverConfig> {
+  return app.get<ConfigType<typeof serverConfig>>(serverConfig.KEY);
+}
+
+/** Listens on `port`/`host` and returns the URL with the port actually bound. */
+export async function listen(
+  app: NestExpressApplication,
+  port: number,
+  host: string,
+): Promise<string> {
+  await app.listen(port, host);
+  const address = app.getHttpServer().address() as AddressInfo;
+  const shown = address.family === 'IPv6' ? `[${host}]` : host;
+  return `http://${shown}:${address.port}`;
+}

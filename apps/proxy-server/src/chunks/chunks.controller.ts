@@ -1,0 +1,32 @@
+import { Controller, Headers, HttpCode, Post, Req } from '@nestjs/common';
+import type { Request } from 'express';
+import {
+  type ChunkAccepted,
+  ProxyPath,
+  readChunkIndex,
+  readConnectionId,
+} from '@app/protocol';
+import { readChunkFinal } from './chunk-final.js';
+import { ChunksService } from './chunks.service.js';
+
+type IncomingHeaders = Record<string, string | string[] | undefined>;
+
+@Controller()
+export class ChunksController {
+  constructor(private readonly chunks: ChunksService) {}
+
+  /** One piece of the request body; its raw bytes (any Content-Type) are read by the service. */
+  @Post(ProxyPath.Chunk)
+  @HttpCode(200)
+  accept(
+    @Headers() headers: IncomingHeaders,
+    @Req() req: Request,
+  ): Promise<ChunkAccepted> {
+    return this.chunks.accept(
+      readConnectionId(headers),
+      readChunkIndex(headers, false),
+      readChunkFinal(headers),
+      req,
+    );
+  }
+}

@@ -1,0 +1,74 @@
+import type { IncomingMessage } from 'node:http';
+import { ErrorCode, ProtocolError } from '@app/protocol';
+
+/**
+ * Reads a request body of at most `limit` bytes into memory.
+ *
+ * A `Content-Length` over the limit is refused before a byte is read; a body
+ * without one (chunked) is refused as soon as it grows past the limit. In
+ * both cases the rest of the body is left to drain (Node discards it), so the
+ * error answer still reaches the client and the keep-alive connection
+ * survives. `tooLarge` builds the error, so each route names its own limit.
+ */
+export function readBody(
+  req: IncomingMessage,
+  limit: number,
+  tooLarge: (bytes: number) => ProtocolError,
+): Promise<Buffer> {
+  const declared = req.headers['content-length'];
+  if (declared !== undefined && Number(declared) > limit) {
+    return Promise.reject(tooLarge(Number(declared)));
+  }
+  if (req.destroyed) {
+    return Promise.reject(
+      new ProtocolError(
+        400,
+        ErrorCode.InvalidRequest,
+        'The connection closed before the request body arrived: send it again.',
+      ),
+    );
+  }
+  return new Promise<Buffer>((resolve, reject) => {
+    const parts: Buffer[] = [];
+    let size = 0;
+    const onData = (data: Buffer) => {
+      size += data.length;
+      if (size > limit) {
+        // Still flowing without a 'data' listener: the rest is discarded.
+        finish();
+        reject(tooLarge(size));
+        return;
+      }
+      parts.push(data);
+    };
+    const onEnd = () => {
+      finish();
+      resolve(Buffer.concat(parts, size));
+    };
+    const onError = (error: Error) => {
+      finish();
+      reject(
+        new ProtocolError(
+          400,
+          ErrorCode.InvalidRequest,
+          `The request body could not be read (${error.message}): send it again.`,
+          { cause: error },
+        ),
+      );
+    };
+    const onClose = () => {
+      if (req.complete) return;
+      onError(new Error('the connection closed before the body was complete'));
+    };
+    const finish = () => {
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', onError);
+      req.off('close', onClose);
+    };
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('error', onError);
+    req.on('close', onClose);
+  });
+}

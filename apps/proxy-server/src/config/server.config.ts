@@ -1,0 +1,153 @@
+import { registerAs } from '@nestjs/config';
+import { Transform } from 'class-transformer';
+import { IsIn, IsOptional, IsString, ValidateBy } from 'class-validator';
+import {
+  DEFAULT_CHUNK_SIZE,
+  DEFAULT_CONNECTION_TTL_MS,
+  DEFAULT_MAX_BODY_SIZE,
+  DEFAULT_RESPONSE_WAIT_MS,
+  DEFAULT_SERVER_LISTEN_PORT,
+  DEFAULT_TARGET_TIMEOUT_MS,
+  LOG_LEVELS,
+  MAX_CHUNK_SIZE,
+  MAX_RESPONSE_WAIT_MS,
+  validateEnv,
+} from '@app/protocol';
+
+/**
+ * A whole number between `min` and `max`, given as a string. Parsed strictly
+ * (no `1e3`, `0x10` or fractions) so that a typo fails instead of becoming
+ * another number; an empty value counts as unset. One message per variable.
+ */
+function WholeNumber(
+  min: number,
+  max: number,
+  unit: 'bytes' | 'milliseconds' | 'port',
+): PropertyDecorator {
+  const transform = Transform(({ value }: { value: unknown }) => {
+    if (value === undefined || value === '') return undefined;
+    return typeof value === 'string' && /^\d+$/.test(value.trim())
+      ? Number(value.trim())
+      : Number.NaN;
+  });
+  const check = ValidateBy({
+    name: 'wholeNumber',
+    validator: {
+      validate: (value: unknown) =>
+        value === undefined ||
+        (Number.isSafeInteger(value) &&
+          (value as number) >= min &&
+          (value as number) <= max),
+      defaultMessage: () => {
+        const what =
+          unit === 'port'
+            ? 'a port number (0 = any free port)'
+            : `a whole number of ${unit}`;
+        return max === Number.MAX_SAFE_INTEGER
+          ? `must be ${what}, at least ${min}`
+          : `must be ${what} from ${min} to ${max}`;
+      },
+    },
+  });
+  return (target, key) => {
+    transform(target, key);
+    check(target, key);
+  };
+}
+
+const EmptyIsUnset = () =>
+  Transform(({ value }: { value: unknown }) =>
+    value === '' ? undefined : value,
+  );
+
+/** The variables proxy-server reads, as they are validated at start-up. */
+class ServerEnv {
+  @IsOptional()
+  @EmptyIsUnset()
+  @IsString()
+  SERVER_LISTEN_HOST?: string;
+
+  /** 0 picks any free port. */
+  @WholeNumber(0, 65535, 'port')
+  SERVER_LISTEN_PORT?: number;
+
+  @WholeNumber(1000, Number.MAX_SAFE_INTEGER, 'milliseconds')
+  CONNECTION_TTL_MS?: number;
+
+  /** Capped safely under the API Gateway's 29 s integration timeout. */
+  @WholeNumber(1, MAX_RESPONSE_WAIT_MS, 'milliseconds')
+  RESPONSE_WAIT_MS?: number;
+
+  @WholeNumber(1, Number.MAX_SAFE_INTEGER, 'milliseconds')
+  TARGET_TIMEOUT_MS?: number;
+
+  @WholeNumber(0, Number.MAX_SAFE_INTEGER, 'bytes')
+  MAX_BODY_SIZE?: number;
+
+  /** Capped at the API Gateway payload limit. */
+  @WholeNumber(1, MAX_CHUNK_SIZE, 'bytes')
+  MAX_CHUNK_SIZE?: number;
+
+  @WholeNumber(1024, MAX_CHUNK_SIZE, 'bytes')
+  CHUNK_SIZE?: number;
+
+  @WholeNumber(10, Number.MAX_SAFE_INTEGER, 'milliseconds')
+  CLEANUP_INTERVAL_MS?: number;
+
+  @IsOptional()
+  @EmptyIsUnset()
+  @IsIn([...LOG_LEVELS, 'info'], {
+    message: `must be one of ${[...LOG_LEVELS, 'info'].join(', ')}`,
+  })
+  LOG_LEVEL?: string;
+}
+
+/** proxy-server's settings, defaults applied. */
+export interface ServerConfig {
+  /** Interface to listen on; deployments behind a gateway set 0.0.0.0. */
+  listenHost: string;
+  /** Port to listen on; 0 picks any free port (reported in the Listening line). */
+  listenPort: number;
+  /** A connection nobody called for this long is released. */
+  connectionTtlMs: number;
+  /** How long GET /proxy/response waits for a chunk before answering 202. */
+  responseWaitMs: number;
+  /** How long the target may take to answer, and to send each piece of its body. */
+  targetTimeoutMs: number;
+  /** Largest request body accepted, declared or received. */
+  maxBodySize: number;
+  /** Largest request chunk accepted by POST /proxy/chunk. */
+  maxChunkSize: number;
+  /** Response chunk size when the client does not ask for one. */
+  chunkSize: number;
+  /** How often expired connections are swept. */
+  cleanupIntervalMs: number;
+  logLevel: string;
+}
+
+/** Validates `env` and applies defaults; throws naming every bad variable. */
+export function loadServerConfig(
+  env: Record<string, string | undefined>,
+): ServerConfig {
+  const v = validateEnv(ServerEnv, env);
+  return {
+    listenHost: v.SERVER_LISTEN_HOST ?? '127.0.0.1',
+    listenPort: v.SERVER_LISTEN_PORT ?? DEFAULT_SERVER_LISTEN_PORT,
+    connectionTtlMs: v.CONNECTION_TTL_MS ?? DEFAULT_CONNECTION_TTL_MS,
+    responseWaitMs: v.RESPONSE_WAIT_MS ?? DEFAULT_RESPONSE_WAIT_MS,
+    targetTimeoutMs: v.TARGET_TIMEOUT_MS ?? DEFAULT_TARGET_TIMEOUT_MS,
+    maxBodySize: v.MAX_BODY_SIZE ?? DEFAULT_MAX_BODY_SIZE,
+    maxChunkSize: v.MAX_CHUNK_SIZE ?? MAX_CHUNK_SIZE,
+    chunkSize: v.CHUNK_SIZE ?? DEFAULT_CHUNK_SIZE,
+    cleanupIntervalMs: v.CLEANUP_INTERVAL_MS ?? 30_000,
+    logLevel: v.LOG_LEVEL ?? 'log',
+  };
+}
+
+/** The `server` configuration namespace, read from `env`. */
+export function serverConfigFrom(env: Record<string, string | undefined>) {
+  return registerAs('server', () => loadServerConfig(env));
+}
+
+/** The `server` configuration namespace, read from the process environment. */
+export const serverConfig = serverConfigFrom(process.env);

@@ -1,0 +1,35 @@
+import {
+  type MiddlewareConsumer,
+  Module,
+  type NestModule,
+  RequestMethod,
+} from '@nestjs/common';
+import { ProxyPath } from '@app/protocol';
+import { ConnectionCleanupJob } from './connection-cleanup.job.js';
+import { CONNECTION_STORE } from './connection-store.js';
+import { ConnectionsController } from './connections.controller.js';
+import { ConnectionsService } from './connections.service.js';
+import { InMemoryConnectionStore } from './in-memory-connection.store.js';
+import { JsonBodyMiddleware } from './json-body.middleware.js';
+
+/**
+ * `POST` / `DELETE /proxy/connection`, the connection store and the
+ * scheduled sweep of expired connections. Exports ConnectionsService, through
+ * which the other features find connections.
+ */
+@Module({
+  controllers: [ConnectionsController],
+  providers: [
+    ConnectionsService,
+    ConnectionCleanupJob,
+    { provide: CONNECTION_STORE, useClass: InMemoryConnectionStore },
+  ],
+  exports: [ConnectionsService],
+})
+export class ConnectionsModule implements NestModule {
+  configure(consumer: MiddlewareConsumer): void {
+    consumer
+      .apply(JsonBodyMiddleware)
+      .forRoutes({ path: ProxyPath.Connection, method: RequestMethod.POST });
+  }
+}

@@ -1,0 +1,67 @@
+import {
+  type CreateConnectionDto,
+  type HeaderPairs,
+  pairsFromRecord,
+  stripHopByHop,
+} from '@app/protocol';
+
+/** The request to send to the target, worked out once when the connection opens. */
+export interface TargetRequest {
+  /** `scheme://host:port`. */
+  origin: string;
+  method: string;
+  /** Origin-form path with query. */
+  path: string;
+  /** The application's end-to-end headers plus `Host`; no hop-by-hop, no framing. */
+  headers: HeaderPairs;
+  /** Origin and path without the query, for logs (queries may carry secrets). */
+  display: string;
+}
+
+/**
+ * Headers never copied from the application's request: `Host` and
+ * `Content-Length` are rebuilt for the target, and `Expect: 100-continue`
+ * makes no sense once the whole body is here (undici refuses it anyway).
+ */
+const REBUILT = ['host', 'content-length', 'expect'];
+
+/** Methods whose requests carry content even when it is empty (RFC 9110 8.6). */
+const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH']);
+
+export function targetRequestFrom(dto: CreateConnectionDto): TargetRequest {
+  const scheme = dto.scheme ?? 'http';
+  const defaultPort = scheme === 'https' ? 443 : 80;
+  const port = dto.port ?? defaultPort;
+  const host =
+    port === defaultPort ? dto.target_host : `${dto.target_host}:${port}`;
+  const origin = `${scheme}://${dto.target_host}:${port}`;
+  const headers = stripHopByHop(pairsFromRecord(dto.headers ?? {}), REBUILT);
+  return {
+    origin,
+    method: dto.method,
+    path: dto.path,
+    headers: [['Host', host], ...headers],
+    display: `${origin}${dto.path.split('?')[0]}`,
+  };
+}
+
+/**
+ * Whether to send a body (and `Content-Length`) for `bodyBytes` bytes: always
+ * when there are bytes; for an empty body only with methods that expect
+ * content, so a GET or HEAD leaves without `Content-Length: 0`.
+ */
+export function sendsBody(method: string, bodyBytes: number): boolean {
+  return bodyBytes > 0 || BODY_METHODS.has(method.toUpperCase());
+}
+
+/** Undici's flat header list (`[name, value, name, value, …]`), repetitions kept. */
+export function flatHeaders(
+  target: TargetRequest,
+  bodyBytes: number,
+): string[] {
+  const flat = target.headers.flat();
+  if (sendsBody(target.method, bodyBytes)) {
+    flat.push('Content-Length', String(bodyBytes));
+  }
+  return flat;
+}

@@ -1,0 +1,125 @@
+import { Readable } from 'node:stream';
+import {
+  Inject,
+  Injectable,
+  Logger,
+  type OnApplicationShutdown,
+} from '@nestjs/common';
+import type { ConfigType } from '@nestjs/config';
+import { Agent } from 'undici';
+import {
+  ErrorCode,
+  ProtocolError,
+  pairsFromRawHeaders,
+  stripHopByHop,
+} from '@app/protocol';
+import { serverConfig } from '../config/server.config.js';
+import type { Connection } from '../connections/connection.js';
+import { targetFailure } from './target-errors.js';
+import { flatHeaders, sendsBody } from './target-request.js';
+
+/**
+ * Sends a connection's assembled request to the target and feeds the answer
+ * into the connection's response chunks.
+ *
+ * ```
+ * request chunks ──(in index order, one at a time)──▶ undici ──▶ target
+ * target ──▶ head ──▶ response.start()
+ *        ──▶ body ──▶ response.push() ──(await room: backpressure)──▶ …
+ *        ──▶ end ──▶ response.end()      error ──▶ response.fail(502/504)
+ * ```
+ *
+ * One keep-alive pool (undici Agent) serves every target. TARGET_TIMEOUT_MS
+ * bounds connecting, waiting for the head and every pause in the body; a
+ * pause caused by our own backpressure does not count (undici stops its body
+ * timer while paused).
+ */
+@Injectable()
+export class TargetService implements OnApplicationShutdown {
+  private readonly logger = new Logger('Target');
+  private readonly agent: Agent;
+
+  constructor(
+    @Inject(serverConfig.KEY)
+    private readonly config: ConfigType<typeof serverConfig>,
+  ) {
+    this.agent = new Agent({
+      headersTimeout: config.targetTimeoutMs,
+      bodyTimeout: config.targetTimeoutMs,
+      connect: { timeout: config.targetTimeoutMs },
+    });
+  }
+
+  /**
+   * Runs the target exchange of a complete connection to its end. Never
+   * rejects: a failure is recorded in the connection's response, where
+   * `GET /proxy/response` finds it.
+   */
+  async forward(connection: Connection): Promise<void> {
+    const { target, request, response } = connection;
+    const started = Date.now();
+    const bodyBytes = request.receivedBytes;
+    try {
+      const res = await this.agent.request({
+        origin: target.origin,
+        path: target.path,
+        method: target.method,
+        headers: flatHeaders(target, bodyBytes),
+        body: sendsBody(target.method, bodyBytes)
+          ? Readable.from(request.drain(), { objectMode: false })
+          : undefined,
+        signal: connection.signal,
+        responseHeaders: 'raw',
+      });
+      // With responseHeaders 'raw', undici hands over the header list as
+      // received ([name, value, …]): repeated names, order and case survive.
+      const raw = res.headers as unknown as string[];
+      response.start({
+        status: res.statusCode,
+        reason: res.statusText ?? '',
+        headers: stripHopByHop(pairsFromRawHeaders(raw)),
+      });
+      for await (const data of res.body) {
+        response.push(data as Buffer);
+        if (response.full) await response.waitForRoom();
+        if (connection.isReleased) {
+          res.body.destroy();
+          return;
+        }
+      }
+      response.end();
+      this.logger.log(
+        `${target.method} ${target.display} -> ${res.statusCode}, ${bodyBytes} bytes sent, ${response.receivedBytes} bytes received in ${Date.now() - started} ms`,
+      );
+    } catch (error) {
+      if (connection.isReleased) return;
+      const failure = targetFailure(
+        error,
+        target.display,
+        this.config.targetTimeoutMs,
+        response.headReceived ? response.receivedBytes : undefined,
+      );
+      if (failure instanceof ProtocolError) {
+        this.logger.warn(`${target.method} ${failure.message}`);
+        response.fail(failure);
+      } else {
+        this.logger.error(
+          `${target.method} ${target.display} failed unexpectedly: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`,
+        );
+        response.fail(
+          new ProtocolError(
+            500,
+            ErrorCode.Internal,
+            `proxy-server failed while forwarding to ${target.display} (a bug); the details are in its log.`,
+          ),
+        );
+      }
+    } finally {
+      request.free();
+    }
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    await this.agent.destroy();
+  }
+}
