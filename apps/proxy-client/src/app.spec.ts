@@ -10,6 +10,7 @@ import { promisify } from 'node:util';
 import type { INestMicroservice, LoggerService } from '@nestjs/common';
 import { ProxyAgent, request as undiciRequest } from 'undici';
 import { createClientApp } from './app.js';
+import { RelayService } from './relay/relay.service.js';
 import {
   startFakeChunkgate,
   type FakeChunkgate,
@@ -810,5 +811,59 @@ describe('proxy-client when things fail', () => {
     );
     const reads = fake.calls.filter((c) => c.path === '/proxy/response').length;
     expect(reads).toBeLessThan(64); // far from the 256 chunks of the whole body
+  });
+
+  it('on shutdown answers running exchanges 503 and releases them before the pool closes', async () => {
+    const fake = await startFake({ responseWaitMs: 100 });
+    const client = await startClient({ API_GATEWAY_URL: fake.url });
+    const pending = viaProxy(client.url, `${target.url}/hang?shutdown=1`);
+    await eventually(() =>
+      fake.calls.some((c) => c.path === '/proxy/response'),
+    );
+    // What Nest's shutdown hooks run on SIGTERM, before the transport closes.
+    await client.app.get(RelayService).beforeApplicationShutdown();
+    const res = await pending;
+    expect(res.status).toBe(503);
+    expect(errorOf(res)).toEqual({
+      error: 'upstream_unavailable',
+      message: 'proxy-client is shutting down: send the request again.',
+    });
+    expect(
+      fake.calls.some((c) => c.method === 'DELETE' && c.status === 204),
+    ).toBe(true);
+    const late = await viaProxy(client.url, `${target.url}/echo`);
+    expect(late.status).toBe(503);
+  });
+
+  it('stops uploading and releases when the application goes away mid-body', async () => {
+    const fake = await startFake({});
+    const client = await startClient({
+      API_GATEWAY_URL: fake.url,
+      CHUNK_SIZE: String(16 * KiB),
+    });
+    const proxy = new URL(client.url);
+    const req = http.request({
+      host: proxy.hostname,
+      port: proxy.port,
+      method: 'PUT',
+      path: `${target.url}/echo?gone=1`,
+      headers: { 'transfer-encoding': 'chunked' },
+      agent: false,
+    });
+    req.on('error', () => undefined);
+    req.write(Buffer.alloc(40 * KiB, 1));
+    await eventually(() =>
+      fake.calls.some((c) => c.path === '/proxy/chunk' && c.status === 200),
+    );
+    req.destroy();
+    await eventually(() =>
+      fake.calls.some((c) => c.method === 'DELETE' && c.status === 204),
+    );
+    const chunks = fake.calls.filter((c) => c.path === '/proxy/chunk');
+    expect(chunks.length).toBeGreaterThan(0);
+    expect(chunks.every((c) => c.headers['x-chunk-final'] === 'false')).toBe(
+      true,
+    );
+    expect(target.seen.filter((r) => r.url === '/echo?gone=1')).toEqual([]);
   });
 });

@@ -1,7 +1,12 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { Inject, Injectable, Logger } from '@nestjs/common';
+import {
+  Inject,
+  Injectable,
+  Logger,
+  type BeforeApplicationShutdown,
+} from '@nestjs/common';
 import type { ConfigType } from '@nestjs/config';
-import { ProtocolError } from '@app/protocol';
+import { ErrorCode, ProtocolError } from '@app/protocol';
 import { sendErrorAnswer } from '../common/app-answers.js';
 import { clientConfig } from '../config/client.config.js';
 import { ProxyServerApi } from '../gateway/proxy-server-api.js';
@@ -14,6 +19,9 @@ import {
 } from './pipeline/prepare-proxy-request.js';
 import { rejectConnect } from './pipeline/reject-connect.js';
 
+/** Longest wait on shutdown for running exchanges to release their connections. */
+const SHUTDOWN_GRACE_MS = 5_000;
+
 /**
  * Runs the proxy pipeline for each exchange and writes its access log line.
  *
@@ -24,9 +32,13 @@ import { rejectConnect } from './pipeline/reject-connect.js';
  * ```
  */
 @Injectable()
-export class RelayService {
+export class RelayService implements BeforeApplicationShutdown {
   private readonly logger = new Logger(RelayService.name);
   private readonly access = new Logger('Access');
+  /** Exchanges still running, so shutdown can let them release their server connections. */
+  private readonly inFlight = new Set<Promise<void>>();
+  /** Fired on shutdown: running exchanges stop, new ones are refused. */
+  private readonly shutdown = new AbortController();
 
   constructor(
     @Inject(clientConfig.KEY)
@@ -34,7 +46,41 @@ export class RelayService {
     private readonly api: ProxyServerApi,
   ) {}
 
-  async relay(
+  relay(
+    exchange: ProxyExchange,
+    req: IncomingMessage,
+    res: ServerResponse,
+  ): Promise<void> {
+    const running = this.run(exchange, req, res);
+    this.inFlight.add(running);
+    const forget = () => this.inFlight.delete(running);
+    running.then(forget, forget);
+    return running;
+  }
+
+  /**
+   * Nest runs the shutdown hooks before it closes the transport, so the
+   * exchanges still running are stopped here (503 if the application has no
+   * head yet, else cut off) and given a bounded time to release their
+   * server connections before the gateway pool closes: that spares the
+   * server its TTL.
+   */
+  async beforeApplicationShutdown(): Promise<void> {
+    this.shutdown.abort(
+      new ProtocolError(
+        503,
+        ErrorCode.UpstreamUnavailable,
+        'proxy-client is shutting down: send the request again.',
+      ),
+    );
+    if (this.inFlight.size === 0) return;
+    const bound = new Promise<void>((resolve) =>
+      setTimeout(resolve, SHUTDOWN_GRACE_MS).unref(),
+    );
+    await Promise.race([Promise.allSettled(this.inFlight), bound]);
+  }
+
+  private async run(
     exchange: ProxyExchange,
     req: IncomingMessage,
     res: ServerResponse,
@@ -43,6 +89,7 @@ export class RelayService {
     let url = redactUrl(req.url);
     let stats: ExchangeStats;
     try {
+      if (this.shutdown.signal.aborted) throw this.shutdown.signal.reason;
       const request = prepareProxyRequest(req, {
         proxyUrl: exchange.proxyUrl,
         maxBodySize: this.settings.maxBodySize,
@@ -57,6 +104,7 @@ export class RelayService {
               maxBodySize: this.settings.maxBodySize,
               requestTimeoutMs: this.settings.requestTimeoutMs,
               logger: this.logger,
+              shutdown: this.shutdown.signal,
             });
     } catch (error) {
       if (!(error instanceof ProtocolError)) throw error;

@@ -35,6 +35,8 @@ export interface ForwardHttpDeps {
   /** REQUEST_TIMEOUT_MS: longest time without progress. */
   requestTimeoutMs: number;
   logger: LoggerService;
+  /** Aborts the exchange with its reason (the app is shutting down). */
+  shutdown?: AbortSignal;
   newConnectionId?: () => string;
 }
 
@@ -84,6 +86,8 @@ export async function forwardHttp(
     if (!res.writableFinished) relay.deadline.abort(new ApplicationGoneError());
   };
   res.once('close', onClose);
+  const onShutdown = () => relay.deadline.abort(deps.shutdown?.reason as Error);
+  deps.shutdown?.addEventListener('abort', onShutdown, { once: true });
   let opened = false;
   try {
     await openConnection(relay);
@@ -96,6 +100,7 @@ export async function forwardHttp(
     await answerFailure(relay, signal.aborted ? signal.reason : error);
   } finally {
     res.off('close', onClose);
+    deps.shutdown?.removeEventListener('abort', onShutdown);
     relay.deadline.dispose();
     if (opened) await releaseConnection(relay);
   }
