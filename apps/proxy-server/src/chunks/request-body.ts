@@ -169,7 +169,7 @@ export class RequestBody {
       ) {
         this.fail(
           sizeMismatch(
-            `The body is complete with ${this.received} bytes, but body_size said ${this.declaredSize}`,
+            `The body is complete with ${this.received} bytes, but body_size is ${this.declaredSize}`,
           ),
         );
       }

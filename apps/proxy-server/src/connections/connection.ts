@@ -61,9 +61,7 @@ export class Connection {
   /** Aborts the target request, frees every buffer and ends every long-poll (404). */
   release(): void {
     if (this.isReleased) return;
-    this.abortController.abort(
-      new Error(`connection ${this.id} was released`),
-    );
+    this.abortController.abort(new Error(`connection ${this.id} was released`));
     this.request.free();
     this.response.release();
   }

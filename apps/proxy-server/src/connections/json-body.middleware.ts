@@ -38,7 +38,11 @@ export class JsonBodyMiddleware implements NestMiddleware {
           : `The body is not valid JSON (${error instanceof Error ? error.message : String(error)}): send the connection as a JSON object.`,
       );
     }
-    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    if (
+      typeof parsed !== 'object' ||
+      parsed === null ||
+      Array.isArray(parsed)
+    ) {
       throw new ProtocolError(
         400,
         ErrorCode.InvalidRequest,

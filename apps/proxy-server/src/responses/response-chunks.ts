@@ -242,7 +242,8 @@ export class ResponseChunks {
   }
 
   private notify(): void {
-    for (const listener of [...this.listeners]) listener();
+    // A listener deletes itself; a Set iteration copes with that.
+    for (const listener of this.listeners) listener();
   }
 
   /** Resolves at the next change, after `timeoutMs`, or when `signal` aborts. */

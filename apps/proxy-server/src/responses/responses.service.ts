@@ -14,7 +14,11 @@ export class ResponsesService {
   ) {}
 
   /** `signal` aborts the wait when the caller hung up. */
-  async fetch(id: string, index: number, signal: AbortSignal): Promise<ChunkRead> {
+  async fetch(
+    id: string,
+    index: number,
+    signal: AbortSignal,
+  ): Promise<ChunkRead> {
     const connection = await this.connections.require(id);
     if (connection.failure) throw connection.failure;
     const chunk = await connection.response.read(

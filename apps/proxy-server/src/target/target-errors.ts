@@ -40,8 +40,7 @@ export function errorCodeOf(error: unknown, depth = 0): string | undefined {
   if (typeof error !== 'object' || error === null || depth > 4)
     return undefined;
   const e = error as CodedError;
-  if (typeof e.code === 'string' && e.code !== 'ERR_AGGREGATE')
-    return e.code;
+  if (typeof e.code === 'string' && e.code !== 'ERR_AGGREGATE') return e.code;
   if (Array.isArray(e.errors) && e.errors.length > 0) {
     const inner = errorCodeOf(e.errors[0], depth + 1);
     if (inner) return inner;

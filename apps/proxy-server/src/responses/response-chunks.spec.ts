@@ -1,0 +1,175 @@
+import { ErrorCode, ProtocolError, type TargetHead } from '@app/protocol';
+import { type ReadyChunk, ResponseChunks } from './response-chunks.js';
+
+const head: TargetHead = { status: 200, reason: 'OK', headers: [['X-A', '1']] };
+const bytes = (n: number, fill = 1) => Buffer.alloc(n, fill);
+const text = (chunk: ReadyChunk) => Buffer.concat(chunk.parts).toString();
+
+async function ready(
+  chunks: ResponseChunks,
+  index: number,
+  waitMs = 0,
+): Promise<ReadyChunk> {
+  const read = await chunks.read(index, waitMs);
+  if (!read.ready) throw new Error(`chunk ${index} not ready`);
+  return read;
+}
+
+describe('ResponseChunks', () => {
+  it('seals full chunks as bytes arrive and the rest when the body ends', async () => {
+    const chunks = new ResponseChunks(4, 8);
+    chunks.start(head);
+    chunks.push(Buffer.from('abcdefghij'));
+    chunks.end();
+    const first = await ready(chunks, 0);
+    expect([text(first), first.more, first.head]).toEqual(['abcd', true, head]);
+    const second = await ready(chunks, 1);
+    expect([text(second), second.more, second.head]).toEqual([
+      'efgh',
+      true,
+      undefined,
+    ]);
+    const last = await ready(chunks, 2);
+    expect([text(last), last.more]).toEqual(['ij', false]);
+  });
+
+  it('makes the last full chunk the last one when nobody was told more follows', async () => {
+    const chunks = new ResponseChunks(4, 8);
+    chunks.start(head);
+    chunks.push(Buffer.from('abcdefgh'));
+    chunks.end();
+    expect((await ready(chunks, 1)).more).toBe(false);
+    await expect(chunks.read(2, 0)).rejects.toMatchObject({ status: 409 });
+  });
+
+  it('ends with an empty chunk when a full chunk was already served with more: true', async () => {
+    const chunks = new ResponseChunks(4, 8);
+    chunks.start(head);
+    chunks.push(Buffer.from('abcd'));
+    expect((await ready(chunks, 0)).more).toBe(true);
+    chunks.end();
+    const last = await ready(chunks, 1);
+    expect([last.size, last.more]).toEqual([0, false]);
+  });
+
+  it('an empty body is one empty chunk 0 with the head', async () => {
+    const chunks = new ResponseChunks(4, 1);
+    chunks.start(head);
+    chunks.end();
+    const only = await ready(chunks, 0);
+    expect([only.size, only.more, only.head]).toEqual([0, false, head]);
+  });
+
+  it('waits for a chunk and is woken by new data, without leaving listeners', async () => {
+    const chunks = new ResponseChunks(4, 1);
+    const waiting = chunks.read(0, 10_000);
+    expect(chunks.waiters).toBe(1);
+    chunks.start(head);
+    chunks.push(Buffer.from('abcd'));
+    expect(text(await ready(chunks, 0))).toBe('abcd');
+    expect((await waiting).ready).toBe(true);
+    expect(chunks.waiters).toBe(0);
+  });
+
+  it('when the wait expires: seals the open chunk if it holds bytes (chunk 0: or the head), else pending', async () => {
+    const chunks = new ResponseChunks(1024, 1);
+    expect(await chunks.read(0, 5)).toEqual({ ready: false });
+    chunks.start(head);
+    const headOnly = await ready(chunks, 0, 5);
+    expect([headOnly.size, headOnly.more, headOnly.head]).toEqual([
+      0,
+      true,
+      head,
+    ]);
+    expect(await chunks.read(1, 5)).toEqual({ ready: false });
+    chunks.push(Buffer.from('slow'));
+    expect(text(await ready(chunks, 1, 5))).toBe('slow');
+    chunks.push(Buffer.from('er'));
+    chunks.end();
+    expect([
+      text(await ready(chunks, 2)),
+      (await ready(chunks, 2)).more,
+    ]).toEqual(['er', false]);
+  });
+
+  it('frees chunks ≤ j − window when chunk j is asked for', async () => {
+    const chunks = new ResponseChunks(2, 2);
+    chunks.start(head);
+    chunks.push(Buffer.from('aabbccdd'));
+    chunks.end();
+    await ready(chunks, 0);
+    await ready(chunks, 2); // frees 0
+    await ready(chunks, 1); // still there: window 2
+    await expect(chunks.read(0, 0)).rejects.toMatchObject({
+      status: 409,
+      code: ErrorCode.ChunkConflict,
+    });
+    expect(chunks.bufferedBytes).toBe(6);
+    await ready(chunks, 3); // frees 1
+    expect(chunks.bufferedBytes).toBe(4);
+  });
+
+  it('is full while holding more than window sealed chunks, and makes room as they are freed', async () => {
+    const chunks = new ResponseChunks(4, 1);
+    chunks.start(head);
+    chunks.push(bytes(8));
+    expect(chunks.full).toBe(true);
+    let resumed = false;
+    const room = chunks.waitForRoom().then(() => (resumed = true));
+    await ready(chunks, 0);
+    await Promise.resolve();
+    expect(resumed).toBe(false);
+    await ready(chunks, 1); // frees 0
+    await room;
+    expect(chunks.full).toBe(false);
+    expect(chunks.waiters).toBe(0);
+  });
+
+  it('keeps sealed chunks servable after a failure and answers the error after them', async () => {
+    const chunks = new ResponseChunks(4, 8);
+    chunks.start(head);
+    chunks.push(Buffer.from('abcdef'));
+    const failure = new ProtocolError(
+      502,
+      ErrorCode.TargetUnreachable,
+      'broke off',
+    );
+    chunks.fail(failure);
+    expect(text(await ready(chunks, 0))).toBe('abcd');
+    await expect(chunks.read(1, 1000)).rejects.toBe(failure);
+  });
+
+  it('wakes a waiter with the failure', async () => {
+    const chunks = new ResponseChunks(4, 1);
+    const waiting = chunks.read(0, 10_000);
+    const failure = new ProtocolError(504, ErrorCode.TargetTimeout, 'slow');
+    chunks.fail(failure);
+    await expect(waiting).rejects.toBe(failure);
+    expect(chunks.waiters).toBe(0);
+  });
+
+  it('answers waiters 404 on release and frees everything', async () => {
+    const chunks = new ResponseChunks(4, 1);
+    chunks.start(head);
+    chunks.push(bytes(6));
+    const waiting = chunks.read(1, 10_000);
+    chunks.release();
+    await expect(waiting).rejects.toMatchObject({
+      status: 404,
+      code: ErrorCode.ConnectionNotFound,
+    });
+    expect(chunks.bufferedBytes).toBe(0);
+    expect(chunks.waiters).toBe(0);
+    await chunks.waitForRoom(); // never blocks a released producer
+  });
+
+  it('gives up the wait when the caller hangs up, removing its listener and timer', async () => {
+    const chunks = new ResponseChunks(4, 1);
+    const hangUp = new AbortController();
+    const waiting = chunks.read(0, 10_000, hangUp.signal);
+    expect(chunks.waiters).toBe(1);
+    hangUp.abort();
+    expect(await waiting).toEqual({ ready: false });
+    expect(chunks.waiters).toBe(0);
+  });
+});
