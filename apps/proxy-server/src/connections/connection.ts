@@ -11,6 +11,8 @@ import type { TargetRequest } from '../target/target-request.js';
 export class Connection {
   readonly request: RequestBody;
   readonly response: ResponseChunks;
+  /** When a call last touched this connection (clock milliseconds). */
+  lastActivity: number;
   private readonly abortController = new AbortController();
   private dispatched = false;
 
@@ -24,9 +26,8 @@ export class Connection {
       downloadWindow: number;
       now: number;
     },
-    /** When a call last touched this connection (clock milliseconds). */
-    public lastActivity = options.now,
   ) {
+    this.lastActivity = options.now;
     this.request = new RequestBody(options.bodySize, options.maxBodySize);
     this.response = new ResponseChunks(
       options.responseChunkSize,

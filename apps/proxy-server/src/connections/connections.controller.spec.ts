@@ -74,6 +74,8 @@ describe('POST and DELETE /proxy/connection', () => {
     ],
     [{ download_window: 0 }, 'download_window must not be less than 1'],
     [{ method: 'CONNECT' }, 'CONNECT cannot be forwarded'],
+    [{ path: '/caf\u20ac' }, 'percent-encode them'],
+    [{ path: '/a\u0001b' }, 'percent-encode them'],
   ])('refuses %j with 400 naming the field', async (patch, message) => {
     const res = await post(
       JSON.stringify({

@@ -40,6 +40,15 @@ export class ConnectionsService implements OnModuleDestroy {
         'method CONNECT cannot be forwarded as a request: tunnels are not supported yet.',
       );
     }
+    if (/[^\u0021-\u00ff]/.test(dto.path)) {
+      // What undici (and HTTP) refuse in a request-target; caught here so it
+      // is a 400 for the client instead of a failure at dispatch.
+      throw new ProtocolError(
+        400,
+        ErrorCode.InvalidRequest,
+        'path must not contain control characters or characters beyond U+00FF: percent-encode them.',
+      );
+    }
     const bodySize = dto.body_size ?? undefined;
     if (bodySize !== undefined && bodySize > this.config.maxBodySize) {
       throw new ProtocolError(

@@ -65,8 +65,20 @@ describe('targetFailure', () => {
     ).toBe('ENOTFOUND');
   });
 
-  it('returns anything that is not a target failure unchanged (a bug stays a bug)', () => {
-    const bug = new TypeError('x is undefined');
+  it.each([
+    new TypeError('x is undefined'),
+    coded('ERR_INVALID_ARG_TYPE'),
+    coded('UND_ERR_INVALID_ARG'),
+  ])('returns %s unchanged: a bug stays a bug', (bug) => {
     expect(targetFailure(bug, 'http://t:80/', 1)).toBe(bug);
+  });
+
+  it('maps TLS certificate failures to 502', () => {
+    const failure = targetFailure(
+      coded('DEPTH_ZERO_SELF_SIGNED_CERT'),
+      'https://t:443/',
+      1,
+    ) as ProtocolError;
+    expect(failure.status).toBe(502);
   });
 });

@@ -48,18 +48,31 @@ export function errorCodeOf(error: unknown, depth = 0): string | undefined {
   return errorCodeOf(e.cause, depth + 1);
 }
 
-/** Whether an error comes from talking to the target (network, TLS, HTTP parsing, undici). */
-function isTargetError(error: unknown, code: string | undefined): boolean {
-  if (code === undefined) return false;
+/**
+ * undici codes that mean we built a request undici refuses: a gap in our own
+ * validation, reported as the bug it is rather than blamed on the target.
+ */
+const OUR_FAULT = new Set([
+  'UND_ERR_INVALID_ARG',
+  'UND_ERR_NOT_SUPPORTED',
+  'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH',
+  'UND_ERR_INVALID_RETURN_VALUE',
+]);
+
+/**
+ * Whether a code comes from talking to the target: a system error of the
+ * socket or DNS (`ECONNREFUSED`, `EAI_AGAIN`; not Node's own `ERR_*`),
+ * undici, the HTTP parser (`HPE_*`) or TLS.
+ */
+function isTargetCode(code: string): boolean {
+  if (OUR_FAULT.has(code)) return false;
   return (
+    /^E(?!RR_)[A-Z0-9_]+$/.test(code) ||
     code.startsWith('UND_ERR_') ||
     code.startsWith('HPE_') ||
     code.startsWith('ERR_TLS_') ||
     code.startsWith('ERR_SSL_') ||
-    /^E[A-Z_]+$/.test(code) ||
-    /CERT|SELF_SIGNED|UNABLE_TO/.test(code) ||
-    (typeof (error as { syscall?: unknown }).syscall === 'string' &&
-      code.length > 0)
+    /CERT|SELF_SIGNED|UNABLE_TO_/.test(code)
   );
 }
 
@@ -77,7 +90,7 @@ export function targetFailure(
   responseBytes?: number,
 ): ProtocolError | unknown {
   const code = errorCodeOf(error);
-  if (!isTargetError(error, code) || code === undefined) return error;
+  if (code === undefined || !isTargetCode(code)) return error;
   const detail = error instanceof Error && error.message ? error.message : code;
   const cause = `${EXPLAINED[code] ?? 'the exchange with the target failed'} (${code}: ${detail})`;
   const timeout = TIMEOUT_CODES.has(code);

@@ -100,7 +100,7 @@ export class TargetService implements OnApplicationShutdown {
         response.headReceived ? response.receivedBytes : undefined,
       );
       if (failure instanceof ProtocolError) {
-        this.logger.warn(`${target.method} ${failure.message}`);
+        this.logger.warn(`${target.method} request: ${failure.message}`);
         response.fail(failure);
       } else {
         this.logger.error(
