@@ -102,7 +102,8 @@ export async function forwardHttp(
     res.off('close', onClose);
     deps.shutdown?.removeEventListener('abort', onShutdown);
     relay.deadline.dispose();
-    if (opened) await releaseConnection(relay);
+    // Aborted while opening, the server may have created it all the same.
+    if (opened || relay.deadline.signal.aborted) await releaseConnection(relay);
   }
   return relay.stats;
 }
