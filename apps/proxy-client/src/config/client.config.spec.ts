@@ -1,0 +1,99 @@
+import { loadClientSettings } from './client.config.js';
+
+describe('loadClientSettings', () => {
+  it('has the documented defaults', () => {
+    expect(loadClientSettings({})).toEqual({
+      listenHost: '127.0.0.1',
+      listenPort: 8080,
+      gatewayUrl: 'http://127.0.0.1:9080',
+      region: 'us-east-1',
+      service: 'execute-api',
+      chunkSize: 1048576,
+      maxBodySize: 5 * 1024 ** 3,
+      gatewayMaxRetries: 5,
+      gatewayRetryBaseMs: 100,
+      gatewayCallTimeoutMs: 35000,
+      requestTimeoutMs: 330000,
+      logLevel: 'log',
+    });
+  });
+
+  it('reads every variable; keeps the stage path, drops a trailing slash', () => {
+    const settings = loadClientSettings({
+      CLIENT_LISTEN_HOST: '::1',
+      CLIENT_LISTEN_PORT: '0',
+      API_GATEWAY_URL: 'https://abc.execute-api.eu-west-1.amazonaws.com/prod/',
+      AWS_REGION: 'eu-west-1',
+      SERVICE: 'execute-api',
+      CHUNK_SIZE: '1024',
+      MAX_BODY_SIZE: '0',
+      GATEWAY_MAX_RETRIES: '0',
+      GATEWAY_RETRY_BASE_MS: '50',
+      GATEWAY_CALL_TIMEOUT_MS: '40000',
+      REQUEST_TIMEOUT_MS: '60000',
+      LOG_LEVEL: 'debug',
+    });
+    expect(settings).toMatchObject({
+      listenHost: '::1',
+      listenPort: 0,
+      gatewayUrl: 'https://abc.execute-api.eu-west-1.amazonaws.com/prod',
+      chunkSize: 1024,
+      maxBodySize: 0,
+      gatewayMaxRetries: 0,
+      requestTimeoutMs: 60000,
+      logLevel: 'debug',
+    });
+  });
+
+  it.each([
+    [
+      'CLIENT_LISTEN_PORT',
+      'abc',
+      'CLIENT_LISTEN_PORT must be an integer from 0 to 65535 (0 = any free port)',
+    ],
+    [
+      'CLIENT_LISTEN_PORT',
+      '70000',
+      'CLIENT_LISTEN_PORT must be an integer from 0 to 65535',
+    ],
+    [
+      'CHUNK_SIZE',
+      '1e6',
+      'CHUNK_SIZE must be a whole number of bytes from 1024 to 10485760',
+    ],
+    [
+      'CHUNK_SIZE',
+      '11000000',
+      'CHUNK_SIZE must be a whole number of bytes from 1024 to 10485760',
+    ],
+    [
+      'API_GATEWAY_URL',
+      'example.com/prod',
+      'API_GATEWAY_URL must be an http(s) URL',
+    ],
+    [
+      'AWS_REGION',
+      'mars',
+      'AWS_REGION must be an AWS region such as us-east-1',
+    ],
+    [
+      'GATEWAY_MAX_RETRIES',
+      '-1',
+      'GATEWAY_MAX_RETRIES must be an integer from 0 to 20',
+    ],
+    [
+      'REQUEST_TIMEOUT_MS',
+      '10',
+      'REQUEST_TIMEOUT_MS must be an integer from 1000',
+    ],
+    [
+      'LOG_LEVEL',
+      'loud',
+      'LOG_LEVEL must be one of error, warn, log, debug, verbose, info',
+    ],
+  ])('refuses %s=%s naming the variable', (name, value, message) => {
+    expect(() => loadClientSettings({ [name]: value })).toThrow(
+      `${name}=${JSON.stringify(value)}: ${message}`,
+    );
+  });
+});
