@@ -13,7 +13,7 @@ export const LOCAL_DEV_ACCESS_KEY_ID = 'AKIDCHUNKGATELOCALDEV';
 export const LOCAL_DEV_SECRET_ACCESS_KEY =
   'chunkgate-local-development-secret-key';
 
-const LISTENING = /Listening on (http:\/\/[^\s\x1b]+)/;
+const LISTENING = /Listening on (http:\/\/[\w.:[\]-]+)/;
 
 /**
  * Environment for a child app: the parent's, minus anything that would make
