@@ -6,3 +6,4 @@ export * from './limits.js';
 export * from './paths.js';
 export * from './validation.js';
 export * from './log-level.js';
+export * from './env-validation.js';

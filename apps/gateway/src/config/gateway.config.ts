@@ -1,134 +1,58 @@
 import { registerAs } from '@nestjs/config';
-import { Transform } from 'class-transformer';
+import { IsOptional, Matches } from 'class-validator';
 import {
-  IsIn,
-  IsOptional,
-  IsString,
-  IsUrl,
-  Matches,
-  ValidateBy,
-} from 'class-validator';
-import {
+  AwsRegion,
   DEFAULT_GATEWAY_LISTEN_PORT,
   DEFAULT_GATEWAY_MAX_BODY_BYTES,
   DEFAULT_REGION,
   DEFAULT_SERVER_LISTEN_PORT,
   DEFAULT_SERVICE,
   GATEWAY_TIMEOUT_MS,
+  HostName,
+  HttpUrl,
   LOCAL_DEV_ACCESS_KEY_ID,
   LOCAL_DEV_SECRET_ACCESS_KEY,
-  LOG_LEVELS,
+  LogLevel,
+  SigV4Service,
+  WholeNumber,
   validateEnv,
 } from '@app/protocol';
 
-/**
- * Environment strings to numbers. Only plain decimal integers convert;
- * anything else becomes NaN so the integer check refuses it, naming the variable
- * (`Number('')` would silently be 0, `Number('1e3')` 1000).
- */
-const ToInt = () =>
-  Transform(({ value }: { value: unknown }) => {
-    if (value === undefined || value === '') return undefined;
-    return typeof value === 'string' && /^\s*\d+\s*$/.test(value)
-      ? Number(value)
-      : Number.NaN;
-  });
-
-/** One integer check with one message (IsInt + Min + Max would repeat themselves for `abc`). */
-const IsIntIn = (min: number, max: number, message: string) =>
-  ValidateBy({
-    name: 'isIntIn',
-    validator: {
-      validate: (value: unknown) =>
-        Number.isInteger(value) &&
-        (value as number) >= min &&
-        (value as number) <= max,
-      defaultMessage: () => message,
-    },
-  });
-
 /** The environment variables the gateway reads (GATEWAY_CREDENTIALS apart: see below). */
 class GatewayEnv {
-  @IsOptional()
-  @IsString()
-  @Matches(/^[^\s/]+$/, {
-    message: 'GATEWAY_LISTEN_HOST must be a host name or IP address',
-  })
+  @HostName()
   GATEWAY_LISTEN_HOST?: string;
 
-  @IsOptional()
-  @ToInt()
-  @IsIntIn(
-    0,
-    65535,
-    'GATEWAY_LISTEN_PORT must be a port number, 0 to 65535 (0 = any free port)',
-  )
+  /** 0 picks any free port. */
+  @WholeNumber(0, 65535, 'port')
   GATEWAY_LISTEN_PORT?: number;
 
-  @IsOptional()
-  @Matches(/^[a-z]{2}(-[a-z]+)+-\d+$/, {
-    message: 'AWS_REGION must be an AWS region such as us-east-1',
-  })
+  @AwsRegion()
   AWS_REGION?: string;
 
-  @IsOptional()
-  @Matches(/^[A-Za-z0-9-]+$/, {
-    message: 'SERVICE must be a SigV4 service name such as execute-api',
-  })
+  @SigV4Service()
   SERVICE?: string;
 
-  @IsOptional()
-  @ToInt()
-  @IsIntIn(
-    1,
-    1024 * 1024 * 1024,
-    'GATEWAY_MAX_BODY_BYTES must be a whole number of bytes, 1 to 1073741824',
-  )
+  @WholeNumber(1, 1024 * 1024 * 1024, 'bytes')
   GATEWAY_MAX_BODY_BYTES?: number;
 
-  @IsOptional()
-  @ToInt()
-  @IsIntIn(
-    1,
-    3_600_000,
-    'GATEWAY_TIMEOUT_MS must be a whole number of milliseconds, 1 to 3600000',
-  )
+  @WholeNumber(1, 3_600_000, 'milliseconds')
   GATEWAY_TIMEOUT_MS?: number;
 
-  @IsOptional()
-  @IsUrl(
-    {
-      require_tld: false,
-      require_protocol: true,
-      protocols: ['http', 'https'],
-    },
-    {
-      message:
-        'GATEWAY_UPSTREAM_URL must be an http(s) URL such as http://127.0.0.1:9090',
-    },
-  )
+  @HttpUrl('http://127.0.0.1:9090')
   GATEWAY_UPSTREAM_URL?: string;
 
   @IsOptional()
   @Matches(/^\/?[A-Za-z0-9_-]*$/, {
     message:
-      'GATEWAY_STAGE must be a stage name of letters, digits, "-" and "_" (such as prod), or empty for none',
+      'must be a stage name of letters, digits, "-" and "_" (such as prod), or empty for none',
   })
   GATEWAY_STAGE?: string;
 
-  @IsOptional()
-  @ToInt()
-  @IsIntIn(
-    0,
-    60_000,
-    'GATEWAY_LATENCY_MS must be a whole number of milliseconds, 0 to 60000',
-  )
+  @WholeNumber(0, 60_000, 'milliseconds')
   GATEWAY_LATENCY_MS?: number;
 
-  @IsOptional()
-  @IsIn([...LOG_LEVELS, 'info'], {
-    message: `LOG_LEVEL must be one of ${[...LOG_LEVELS, 'info'].join(', ')}`,
-  })
+  @LogLevel()
   LOG_LEVEL?: string;
 }
 

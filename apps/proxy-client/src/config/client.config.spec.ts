@@ -49,47 +49,39 @@ describe('loadClientSettings', () => {
     [
       'CLIENT_LISTEN_PORT',
       'abc',
-      'CLIENT_LISTEN_PORT must be an integer from 0 to 65535 (0 = any free port)',
+      'must be a port number (0 = any free port) from 0 to 65535',
     ],
     [
       'CLIENT_LISTEN_PORT',
       '70000',
-      'CLIENT_LISTEN_PORT must be an integer from 0 to 65535',
+      'must be a port number (0 = any free port) from 0 to 65535',
     ],
     [
       'CHUNK_SIZE',
       '1e6',
-      'CHUNK_SIZE must be a whole number of bytes from 1024 to 10485760',
+      'must be a whole number of bytes from 1024 to 10485760',
     ],
     [
       'CHUNK_SIZE',
       '11000000',
-      'CHUNK_SIZE must be a whole number of bytes from 1024 to 10485760',
+      'must be a whole number of bytes from 1024 to 10485760',
     ],
     [
       'API_GATEWAY_URL',
       'example.com/prod',
-      'API_GATEWAY_URL must be an http(s) URL',
+      'must be an http(s) URL such as https://abc.execute-api.us-east-1.amazonaws.com/prod',
     ],
-    [
-      'AWS_REGION',
-      'mars',
-      'AWS_REGION must be an AWS region such as us-east-1',
-    ],
-    [
-      'GATEWAY_MAX_RETRIES',
-      '-1',
-      'GATEWAY_MAX_RETRIES must be an integer from 0 to 20',
-    ],
+    ['AWS_REGION', 'mars', 'must be an AWS region such as us-east-1'],
+    ['GATEWAY_MAX_RETRIES', '-1', 'must be a whole number from 0 to 20'],
     [
       'REQUEST_TIMEOUT_MS',
       '10',
-      'REQUEST_TIMEOUT_MS must be an integer from 1000',
+      'must be a whole number of milliseconds from 1000 to 86400000',
     ],
     [
       'LOG_LEVEL',
       'loud',
-      'LOG_LEVEL must be one of error, warn, log, debug, verbose, info',
+      'must be one of error, warn, log, debug, verbose, info',
     ],
   ])('refuses %s=%s naming the variable', (name, value, message) => {
     expect(() => loadClientSettings({ [name]: value })).toThrow(

@@ -1,6 +1,5 @@
 import { registerAs } from '@nestjs/config';
-import { Transform } from 'class-transformer';
-import { IsIn, IsOptional, IsString, ValidateBy } from 'class-validator';
+import { IsOptional, IsString } from 'class-validator';
 import {
   DEFAULT_CHUNK_SIZE,
   DEFAULT_CONNECTION_TTL_MS,
@@ -8,57 +7,13 @@ import {
   DEFAULT_RESPONSE_WAIT_MS,
   DEFAULT_SERVER_LISTEN_PORT,
   DEFAULT_TARGET_TIMEOUT_MS,
-  LOG_LEVELS,
+  EmptyIsUnset,
+  LogLevel,
   MAX_CHUNK_SIZE,
   MAX_RESPONSE_WAIT_MS,
+  WholeNumber,
   validateEnv,
 } from '@app/protocol';
-
-/**
- * A whole number between `min` and `max`, given as a string. Parsed strictly
- * (no `1e3`, `0x10` or fractions) so that a typo fails instead of becoming
- * another number; an empty value counts as unset. One message per variable.
- */
-function WholeNumber(
-  min: number,
-  max: number,
-  unit: 'bytes' | 'milliseconds' | 'port',
-): PropertyDecorator {
-  const transform = Transform(({ value }: { value: unknown }) => {
-    if (value === undefined || value === '') return undefined;
-    return typeof value === 'string' && /^\d+$/.test(value.trim())
-      ? Number(value.trim())
-      : Number.NaN;
-  });
-  const check = ValidateBy({
-    name: 'wholeNumber',
-    validator: {
-      validate: (value: unknown) =>
-        value === undefined ||
-        (Number.isSafeInteger(value) &&
-          (value as number) >= min &&
-          (value as number) <= max),
-      defaultMessage: () => {
-        const what =
-          unit === 'port'
-            ? 'a port number (0 = any free port)'
-            : `a whole number of ${unit}`;
-        return max === Number.MAX_SAFE_INTEGER
-          ? `must be ${what}, at least ${min}`
-          : `must be ${what} from ${min} to ${max}`;
-      },
-    },
-  });
-  return (target, key) => {
-    transform(target, key);
-    check(target, key);
-  };
-}
-
-const EmptyIsUnset = () =>
-  Transform(({ value }: { value: unknown }) =>
-    value === '' ? undefined : value,
-  );
 
 /** The variables proxy-server reads, as they are validated at start-up. */
 class ServerEnv {
@@ -94,11 +49,8 @@ class ServerEnv {
   @WholeNumber(10, Number.MAX_SAFE_INTEGER, 'milliseconds')
   CLEANUP_INTERVAL_MS?: number;
 
-  @IsOptional()
   @EmptyIsUnset()
-  @IsIn([...LOG_LEVELS, 'info'], {
-    message: `must be one of ${[...LOG_LEVELS, 'info'].join(', ')}`,
-  })
+  @LogLevel()
   LOG_LEVEL?: string;
 }
 
