@@ -1,3 +1,5 @@
+import type { ServerResponse } from 'node:http';
+
 /** What the target saw of one request. */
 export interface SeenRequest {
   method: string;
@@ -18,6 +20,12 @@ export interface Target {
   port: number;
   url: string;
   seen: SeenRequest[];
+  /** Responses of `GET /hang`, never answered. */
+  hanging: ServerResponse[];
+  /** Responses of `GET /held`: head and "first" sent, left to the test. */
+  held: ServerResponse[];
+  /** Bytes written so far by the latest `GET /bytes`, and whether it ended. */
+  streamed: { written: number; finished: boolean };
   hits(path: string): SeenRequest[];
   close(): Promise<void>;
 }

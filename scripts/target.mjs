@@ -37,15 +37,27 @@ export function sha256(data) {
  * Starts the target on 127.0.0.1 and a free port. Routes:
  * - `ANY /echo`       JSON {method, url, bytes, sha256, rawHeaders} of what it received
  * - `GET /bytes?size=N&seed=S[&chunked=1]`  N deterministic bytes, with Content-Length or chunked
- * - `GET /status/:code`  that status, with a small body
+ *                     (progress of the latest one in `streamed`)
+ * - `GET /status/:code[?reason=R]`  that status (reason phrase R if given), body
+ *                     `status N\n` (none for 204 and 304)
  * - `GET /cookies`    two Set-Cookie headers
  * - `GET /hop`        a response carrying hop-by-hop headers a proxy must remove
+ * - `GET /hang`       never answers (the responses are kept in `hanging`)
+ * - `GET /break?after=N`  promises 10·N bytes, sends N, then drops the connection
+ * - `GET /held`       sends the head and "first", then leaves the response (in
+ *                     `held`) to the test to continue or end
  * - `ANY /sink`       reads the body without hashing it, answers 204 (benchmarks)
  * Every request but /sink is recorded in `seen`.
  */
 export async function startTarget() {
   /** @type {import('./target.d.mts').SeenRequest[]} */
   const seen = [];
+  /** @type {TargetState} */
+  const state = {
+    hanging: [],
+    held: [],
+    streamed: { written: 0, finished: false },
+  };
   const server = http.createServer((req, res) => {
     if (req.url?.startsWith('/sink')) {
       req.resume();
@@ -70,7 +82,7 @@ export async function startTarget() {
         sha256: hash.digest('hex'),
       };
       seen.push(record);
-      route(record, res);
+      route(record, res, state);
     });
   });
   server.keepAliveTimeout = 5000;
@@ -82,6 +94,7 @@ export async function startTarget() {
     port,
     url: `http://127.0.0.1:${port}`,
     seen,
+    ...state,
     /** @param {string} path */
     hits: (path) => seen.filter((r) => r.url.split('?')[0] === path),
     close: async () => {
@@ -93,10 +106,16 @@ export async function startTarget() {
 }
 
 /**
+ * What the routes leave for the test to look at.
+ * @typedef {Pick<import('./target.d.mts').Target, 'hanging' | 'held' | 'streamed'>} TargetState
+ */
+
+/**
  * @param {import('./target.d.mts').SeenRequest} req
  * @param {http.ServerResponse} res
+ * @param {TargetState} state
  */
-function route(req, res) {
+function route(req, res, state) {
   const url = new URL(req.url, 'http://target');
   if (url.pathname === '/echo') {
     const body = JSON.stringify(req);
@@ -115,16 +134,25 @@ function route(req, res) {
     if (url.searchParams.get('chunked') !== '1')
       headers['content-length'] = size;
     res.writeHead(200, headers);
-    void streamTo(res, deterministicBytes(size, seed));
+    const streamed = state.streamed;
+    streamed.written = 0;
+    streamed.finished = false;
+    void streamTo(res, deterministicBytes(size, seed), (n) => {
+      streamed.written += n;
+    }).then((ended) => {
+      streamed.finished = ended;
+    });
     return;
   }
   const status = /^\/status\/(\d{3})$/.exec(url.pathname);
   if (status) {
-    res.writeHead(Number(status[1]), {
-      'content-type': 'text/plain',
+    const code = Number(status[1]);
+    const bodyless = code === 204 || code === 304;
+    res.writeHead(code, url.searchParams.get('reason') ?? undefined, {
       'x-target': 'yes',
+      ...(bodyless ? {} : { 'content-type': 'text/plain' }),
     });
-    res.end(`status ${status[1]}\n`);
+    res.end(bodyless ? undefined : `status ${code}\n`);
     return;
   }
   if (url.pathname === '/cookies') {
@@ -151,19 +179,40 @@ function route(req, res) {
     res.end('hop');
     return;
   }
+  if (url.pathname === '/hang') {
+    state.hanging.push(res);
+    return;
+  }
+  if (url.pathname === '/break') {
+    const after = Number(url.searchParams.get('after') ?? 0);
+    res.writeHead(200, { 'content-length': after * 10 });
+    res.write(Buffer.alloc(after, 1), () => res.destroy());
+    return;
+  }
+  if (url.pathname === '/held') {
+    res.writeHead(200, { 'content-type': 'text/plain' });
+    res.write('first');
+    state.held.push(res);
+    return;
+  }
   res.writeHead(404, { 'content-type': 'text/plain' });
   res.end('no such route\n');
 }
 
 /**
- * Writes every buffer with backpressure, then ends.
+ * Writes every buffer with backpressure, then ends; resolves true once it
+ * has ended (false when the response was destroyed on the way).
  * @param {http.ServerResponse} res
  * @param {Iterable<Buffer>} chunks
+ * @param {(bytes: number) => void} onWrite
+ * @returns {Promise<boolean>}
  */
-async function streamTo(res, chunks) {
+async function streamTo(res, chunks, onWrite) {
   for (const chunk of chunks) {
-    if (res.destroyed) return;
+    if (res.destroyed) return false;
+    onWrite(chunk.length);
     if (!res.write(chunk)) await once(res, 'drain');
   }
   res.end();
+  return true;
 }

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
@@ -10,6 +10,13 @@ import { promisify } from 'node:util';
 import type { INestMicroservice, LoggerService } from '@nestjs/common';
 import { ProxyAgent, request as undiciRequest } from 'undici';
 import { createClientApp } from './app.js';
+import {
+  deterministicBytes,
+  sha256,
+  startTarget,
+  type SeenRequest,
+  type Target,
+} from '../../../test/support/target.js';
 import { RelayService } from './relay/relay.service.js';
 import {
   startFakeChunkgate,
@@ -26,9 +33,6 @@ const KEY = {
   service: 'execute-api',
 };
 
-const sha256 = (data: Buffer) =>
-  createHash('sha256').update(data).digest('hex');
-
 /** Every log line of every app in this file, for assertions on logging. */
 const logs: Array<{ level: string; message: string; context?: string }> = [];
 const captureLogger: LoggerService = Object.fromEntries(
@@ -43,103 +47,6 @@ const captureLogger: LoggerService = Object.fromEntries(
       }),
   ]),
 ) as unknown as LoggerService;
-
-// ---------------------------------------------------------------- target --
-
-interface Seen {
-  method: string;
-  url: string;
-  rawHeaders: string[];
-  bytes: number;
-  sha256: string;
-}
-
-/** A real target: /echo, /bytes?size=N[&chunked=1], /status/N, /cookies, /hang. */
-async function startTarget() {
-  const seen: Seen[] = [];
-  const server = http.createServer((req, res) => {
-    const hash = createHash('sha256');
-    let bytes = 0;
-    req.on('data', (d: Buffer) => {
-      bytes += d.length;
-      hash.update(d);
-    });
-    req.on('end', () => {
-      const record = {
-        method: req.method ?? '',
-        url: req.url ?? '',
-        rawHeaders: req.rawHeaders,
-        bytes,
-        sha256: hash.digest('hex'),
-      };
-      seen.push(record);
-      const url = new URL(record.url, 'http://t');
-      if (url.pathname === '/echo') {
-        const body = JSON.stringify(record);
-        res
-          .writeHead(200, {
-            'content-type': 'application/json',
-            'content-length': Buffer.byteLength(body),
-          })
-          .end(body);
-      } else if (url.pathname === '/bytes') {
-        const size = Number(url.searchParams.get('size'));
-        const headers: Record<string, number | string> = {
-          'content-type': 'application/octet-stream',
-        };
-        if (url.searchParams.get('chunked') !== '1')
-          headers['content-length'] = size;
-        res.writeHead(200, headers);
-        void (async () => {
-          for (let off = 0; off < size; off += 64 * KiB) {
-            if (res.destroyed) return;
-            if (!res.write(pattern(off, Math.min(64 * KiB, size - off))))
-              await once(res, 'drain');
-          }
-          res.end();
-        })().catch(() => undefined);
-      } else if (/^\/status\/\d{3}$/.test(url.pathname)) {
-        const status = Number(url.pathname.slice(8));
-        res.writeHead(status, 'Custom Reason', {
-          'x-target': 'yes',
-          ...(status === 204 || status === 304
-            ? {}
-            : { 'content-type': 'text/plain' }),
-        });
-        res.end(
-          status === 204 || status === 304 ? undefined : `status ${status}\n`,
-        );
-      } else if (url.pathname === '/cookies') {
-        res.setHeader('set-cookie', ['a=1; Path=/', 'b=2; Path=/']);
-        res.end('cookies');
-      } else if (url.pathname === '/hang') {
-        // never answers
-      } else {
-        res.writeHead(404).end();
-      }
-    });
-  });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const port = (server.address() as AddressInfo).port;
-  return {
-    url: `http://127.0.0.1:${port}`,
-    port,
-    seen,
-    close: async () => {
-      server.closeAllConnections();
-      server.close();
-      await once(server, 'close');
-    },
-  };
-}
-
-/** Deterministic bytes: byte at offset i is i mod 253. */
-function pattern(offset: number, length: number): Buffer {
-  const buf = Buffer.alloc(length);
-  for (let i = 0; i < length; i++) buf[i] = (offset + i) % 253;
-  return buf;
-}
 
 // ---------------------------------------------------------------- client --
 
@@ -269,7 +176,7 @@ async function closedPort(): Promise<number> {
   return port;
 }
 
-let target: Awaited<ReturnType<typeof startTarget>>;
+let target: Target;
 const savedEnv = { ...process.env };
 beforeAll(async () => {
   // The SDK's default chain reads these when a client first signs (lazily,
@@ -319,7 +226,7 @@ describe('proxy-client relaying through a signed gateway with a stage', () => {
       },
     });
     expect(res.status).toBe(200);
-    const seen = JSON.parse(res.body.toString()) as Seen;
+    const seen = JSON.parse(res.body.toString()) as SeenRequest;
     expect(seen).toMatchObject({ method: 'GET', url: '/echo?q=1', bytes: 0 });
     expect(header(seen.rawHeaders, 'host')).toEqual([
       `127.0.0.1:${target.port}`,
@@ -446,7 +353,9 @@ describe('proxy-client relaying through a signed gateway with a stage', () => {
     );
     expect(res.status).toBe(200);
     expect(res.complete).toBe(true);
-    expect(res.body.equals(pattern(0, size))).toBe(true);
+    expect(res.body.equals(Buffer.concat([...deterministicBytes(size)]))).toBe(
+      true,
+    );
     expect(header(res.rawHeaders, 'content-length')).toEqual(
       query ? [] : [String(size)],
     );
@@ -470,14 +379,17 @@ describe('proxy-client relaying through a signed gateway with a stage', () => {
   });
 
   it('passes status, reason and headers through; two Set-Cookie stay two', async () => {
-    const res = await viaProxy(client.url, `${target.url}/status/418`);
+    const res = await viaProxy(
+      client.url,
+      `${target.url}/status/418?reason=Custom%20Reason`,
+    );
     expect(res.status).toBe(418);
     expect(res.body.toString()).toBe('status 418\n');
     expect(header(res.rawHeaders, 'x-target')).toEqual(['yes']);
     const cookies = await viaProxy(client.url, `${target.url}/cookies`);
     expect(header(cookies.rawHeaders, 'set-cookie')).toEqual([
-      'a=1; Path=/',
-      'b=2; Path=/',
+      'session=abc; Path=/; HttpOnly',
+      'theme=dark; Path=/',
     ]);
   });
 

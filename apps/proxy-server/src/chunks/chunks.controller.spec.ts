@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { startTestTarget, type TestTarget } from '../testing/test-target.js';
+import { startTarget, type Target } from '../../../../test/support/target.js';
 import { startTestServer, type TestServer } from '../testing/test-server.js';
 
 const sha256 = (data: Buffer) =>
@@ -14,11 +14,11 @@ interface Echo {
 }
 
 describe('POST /proxy/chunk', () => {
-  let target: TestTarget;
+  let target: Target;
   let server: TestServer;
 
   beforeAll(async () => {
-    target = await startTestTarget();
+    target = await startTarget();
     server = await startTestServer({
       MAX_CHUNK_SIZE: String(64 * 1024),
       MAX_BODY_SIZE: String(256 * 1024),

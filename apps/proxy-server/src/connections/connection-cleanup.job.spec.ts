@@ -1,15 +1,15 @@
 import { SchedulerRegistry } from '@nestjs/schedule';
-import { startTestTarget, type TestTarget } from '../testing/test-target.js';
+import { startTarget, type Target } from '../../../../test/support/target.js';
 import { startTestServer, type TestServer } from '../testing/test-server.js';
 import { ConnectionCleanupJob } from './connection-cleanup.job.js';
 
 describe('ConnectionCleanupJob', () => {
-  let target: TestTarget;
+  let target: Target;
   let server: TestServer;
   let job: ConnectionCleanupJob;
 
   beforeAll(async () => {
-    target = await startTestTarget();
+    target = await startTarget();
     server = await startTestServer({
       CONNECTION_TTL_MS: '60000',
       RESPONSE_WAIT_MS: '10000',

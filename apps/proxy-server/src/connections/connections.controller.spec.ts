@@ -1,13 +1,13 @@
 import { randomUUID } from 'node:crypto';
-import { startTestTarget, type TestTarget } from '../testing/test-target.js';
+import { startTarget, type Target } from '../../../../test/support/target.js';
 import { startTestServer, type TestServer } from '../testing/test-server.js';
 
 describe('POST and DELETE /proxy/connection', () => {
-  let target: TestTarget;
+  let target: Target;
   let server: TestServer;
 
   beforeAll(async () => {
-    target = await startTestTarget();
+    target = await startTarget();
     server = await startTestServer({
       MAX_BODY_SIZE: '1000000',
       CONNECTION_TTL_MS: '60000',
@@ -176,7 +176,7 @@ describe('POST and DELETE /proxy/connection', () => {
       const { id } = await server.open({ port: target.port, path: '/held' });
       await server.chunk(id, '', { index: 0, final: true });
       await vi.waitFor(() => expect(target.held).toHaveLength(1));
-      const { res: held } = target.held[0];
+      const held = target.held[0];
       const targetClosed = new Promise<void>((resolve) =>
         held.once('close', () => resolve()),
       );

@@ -2,11 +2,11 @@ import net from 'node:net';
 import { decodeHeaderPairs, type HeaderPairs } from '@app/protocol';
 import { ConnectionsService } from '../connections/connections.service.js';
 import {
-  patternBytes,
+  deterministicBytes,
   sha256Of,
-  startTestTarget,
-  type TestTarget,
-} from '../testing/test-target.js';
+  startTarget,
+  type Target,
+} from '../../../../test/support/target.js';
 import { startTestServer, type TestServer } from '../testing/test-server.js';
 
 const MiB = 1024 * 1024;
@@ -24,11 +24,11 @@ async function closedPort(): Promise<number> {
 }
 
 describe('GET /proxy/response', () => {
-  let target: TestTarget;
+  let target: Target;
   let server: TestServer;
 
   beforeAll(async () => {
-    target = await startTestTarget();
+    target = await startTarget();
     server = await startTestServer({ RESPONSE_WAIT_MS: '300' });
   });
   afterAll(async () => {
@@ -59,7 +59,7 @@ describe('GET /proxy/response', () => {
         MiB,
         size - 4 * MiB,
       ]);
-      expect(sha256Of(chunks)).toBe(sha256Of(patternBytes(size)));
+      expect(sha256Of(chunks)).toBe(sha256Of(deterministicBytes(size)));
       expect(values(head?.headers, 'content-length')).toEqual(
         query ? [] : [String(size)],
       );
@@ -81,12 +81,12 @@ describe('GET /proxy/response', () => {
     async (code) => {
       const { head, chunks } = await server.exchange({
         port: target.port,
-        path: `/status/${code}`,
+        path: `/status/${code}?reason=Custom%20Reason`,
       });
       expect(head?.status).toBe(code);
       expect(head?.reason).toBe('Custom Reason');
       expect(values(head?.headers, 'x-target')).toEqual(['yes']);
-      expect(Buffer.concat(chunks).toString()).toBe(`status ${code}`);
+      expect(Buffer.concat(chunks).toString()).toBe(`status ${code}\n`);
     },
   );
 
@@ -97,7 +97,7 @@ describe('GET /proxy/response', () => {
     });
     expect(values(head?.headers, 'set-cookie')).toEqual([
       'session=abc; Path=/; HttpOnly',
-      'theme=dark',
+      'theme=dark; Path=/',
     ]);
   });
 
@@ -207,7 +207,7 @@ describe('GET /proxy/response', () => {
     expect(first.headers['x-more-chunks']).toBe('true');
     expect(first.body.toString()).toBe('first');
 
-    const { res } = target.held[before];
+    const res = target.held[before];
     res.end('second');
     const second = await server.response(id, 1);
     expect(second.status).toBe(200);
@@ -343,17 +343,17 @@ describe('GET /proxy/response', () => {
     // fetchAll started again at 0, which the first call served and still holds.
     expect(rest.error).toBeUndefined();
     expect(peak).toBeLessThanOrEqual(bound);
-    expect(sha256Of(rest.chunks)).toBe(sha256Of(patternBytes(size)));
+    expect(sha256Of(rest.chunks)).toBe(sha256Of(deterministicBytes(size)));
     expect(target.streamed.finished).toBe(true);
   });
 });
 
 describe('GET /proxy/response with a slow target', () => {
-  let target: TestTarget;
+  let target: Target;
   let server: TestServer;
 
   beforeAll(async () => {
-    target = await startTestTarget();
+    target = await startTarget();
     server = await startTestServer({
       TARGET_TIMEOUT_MS: '300',
       RESPONSE_WAIT_MS: '10000',
@@ -380,7 +380,7 @@ describe('GET /proxy/response with a slow target', () => {
 
 describe('the completion log line', () => {
   it('names method, target URL without query, status and bytes, and no header values', async () => {
-    const target = await startTestTarget();
+    const target = await startTarget();
     const lines: string[] = [];
     const capture = (message: unknown) => void lines.push(String(message));
     const { createServerApp, listen } = await import('../app.js');
@@ -427,7 +427,7 @@ describe('the completion log line', () => {
         expect(lines.filter((l) => l.includes('-> 201'))).toEqual([
           expect.stringMatching(
             new RegExp(
-              `^POST http://127\\.0\\.0\\.1:${target.port}/status/201 -> 201, 5 bytes sent, 10 bytes received in \\d+ ms$`,
+              `^POST http://127\\.0\\.0\\.1:${target.port}/status/201 -> 201, 5 bytes sent, 11 bytes received in \\d+ ms$`,
             ),
           ),
         ]),
