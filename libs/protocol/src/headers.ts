@@ -39,7 +39,8 @@ export function parseBooleanHeader(
 
 import { ErrorCode, ProtocolError } from './errors.js';
 
-type IncomingHeaders = Record<string, string | string[] | undefined>;
+/** Request headers as Node and Nest's `@Headers()` give them: lower-case names. */
+export type IncomingHeaders = Record<string, string | string[] | undefined>;
 
 function single(headers: IncomingHeaders, name: string): string | undefined {
   const v = headers[name];

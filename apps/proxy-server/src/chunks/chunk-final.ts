@@ -1,13 +1,16 @@
-import { ErrorCode, Header, ProtocolError } from '@app/protocol';
+import {
+  ErrorCode,
+  Header,
+  type IncomingHeaders,
+  ProtocolError,
+} from '@app/protocol';
 
 /**
  * Reads `X-Chunk-Final`: absent means false; otherwise `true` or `false`
  * (any case). Anything else is a 400 rather than a silent "not final", which
  * would leave the request waiting for a chunk that never comes.
  */
-export function readChunkFinal(
-  headers: Record<string, string | string[] | undefined>,
-): boolean {
+export function readChunkFinal(headers: IncomingHeaders): boolean {
   const value = headers[Header.ChunkFinal];
   const raw = (Array.isArray(value) ? value[0] : value)?.trim().toLowerCase();
   if (raw === undefined || raw === '' || raw === 'false') return false;

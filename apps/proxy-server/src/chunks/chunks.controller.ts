@@ -2,14 +2,13 @@ import { Controller, Headers, HttpCode, Post, Req } from '@nestjs/common';
 import type { Request } from 'express';
 import {
   type ChunkAccepted,
+  type IncomingHeaders,
   ProxyPath,
   readChunkIndex,
   readConnectionId,
 } from '@app/protocol';
 import { readChunkFinal } from './chunk-final.js';
 import { ChunksService } from './chunks.service.js';
-
-type IncomingHeaders = Record<string, string | string[] | undefined>;
 
 @Controller()
 export class ChunksController {

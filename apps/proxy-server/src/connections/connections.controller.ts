@@ -9,12 +9,11 @@ import {
 import {
   type ConnectionCreated,
   CreateConnectionDto,
+  type IncomingHeaders,
   ProxyPath,
   readConnectionId,
 } from '@app/protocol';
 import { ConnectionsService } from './connections.service.js';
-
-type IncomingHeaders = Record<string, string | string[] | undefined>;
 
 @Controller()
 export class ConnectionsController {

@@ -3,14 +3,13 @@ import type { Response } from 'express';
 import {
   encodeHeaderPairs,
   Header,
+  type IncomingHeaders,
   ProxyPath,
   readChunkIndex,
   readConnectionId,
 } from '@app/protocol';
 import type { ChunkRead } from './response-chunks.js';
 import { ResponsesService } from './responses.service.js';
-
-type IncomingHeaders = Record<string, string | string[] | undefined>;
 
 @Controller()
 export class ResponsesController {
