@@ -34,6 +34,8 @@ export const ErrorCode = {
   UpstreamUnavailable: 'upstream_unavailable',
   /** The gateway timed out. */
   GatewayTimeout: 'gateway_timeout',
+  /** The server could not store a request body (disk full or unwritable spool): 507. */
+  InsufficientStorage: 'insufficient_storage',
   /** An unexpected failure inside chunkgate: a bug, reported as such. */
   Internal: 'internal_error',
 } as const;

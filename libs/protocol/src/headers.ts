@@ -27,6 +27,8 @@ export const Header = {
    * renaming or dropping them on the way.
    */
   TargetHeaders: 'x-target-headers',
+  /** On `POST /proxy/exchange`: byte length of the connection JSON that starts the body. */
+  HeadLength: 'x-head-length',
 } as const;
 
 /** Parses a protocol boolean header (`true`/`false`, case-insensitive). */

@@ -3,4 +3,6 @@ export const ProxyPath = {
   Connection: '/proxy/connection',
   Chunk: '/proxy/chunk',
   Response: '/proxy/response',
+  /** One call: connection JSON plus the first request chunk (docs/PROTOCOL.md). */
+  Exchange: '/proxy/exchange',
 } as const;
