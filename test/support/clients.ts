@@ -15,7 +15,10 @@ export interface ProxiedResponse {
   status: number;
   /** Raw header pairs as received, repeated names kept. */
   rawHeaders: string[];
+  /** The body; empty when the caller asked for `keepBody: false`. */
   body: Buffer;
+  /** Number of body bytes received. */
+  bytes: number;
   sha256: string;
 }
 
@@ -41,6 +44,8 @@ export async function viaNodeHttp(
     method?: string;
     headers?: http.OutgoingHttpHeaders | string[];
     body?: Buffer | Iterable<Buffer>;
+    /** false: only hash and count the response body (for bodies too big to hold). */
+    keepBody?: boolean;
   } = {},
 ): Promise<ProxiedResponse> {
   const proxy = new URL(proxyUrl);
@@ -64,25 +69,34 @@ export async function viaNodeHttp(
     req.end();
   }
   const [res] = await responded;
-  return collect(res.statusCode ?? 0, res.rawHeaders, res);
+  return collect(
+    res.statusCode ?? 0,
+    res.rawHeaders,
+    res,
+    options.keepBody ?? true,
+  );
 }
 
 async function collect(
   status: number,
   rawHeaders: string[],
   body: AsyncIterable<Buffer | Uint8Array>,
+  keepBody: boolean,
 ): Promise<ProxiedResponse> {
   const chunks: Buffer[] = [];
   const hash = createHash('sha256');
+  let bytes = 0;
   for await (const chunk of body) {
     const buf = Buffer.from(chunk);
-    chunks.push(buf);
+    if (keepBody) chunks.push(buf);
+    bytes += buf.length;
     hash.update(buf);
   }
   return {
     status,
     rawHeaders,
     body: Buffer.concat(chunks),
+    bytes,
     sha256: hash.digest('hex'),
   };
 }
