@@ -36,6 +36,8 @@ export const ErrorCode = {
   GatewayTimeout: 'gateway_timeout',
   /** The server could not store a request body (disk full or unwritable spool): 507. */
   InsufficientStorage: 'insufficient_storage',
+  /** CONNECT to a port the server does not allow (CONNECT_ALLOWED_PORTS): 403. */
+  ConnectPortForbidden: 'connect_port_forbidden',
   /** An unexpected failure inside chunkgate: a bug, reported as such. */
   Internal: 'internal_error',
 } as const;

@@ -29,6 +29,14 @@ export const Header = {
   TargetHeaders: 'x-target-headers',
   /** On `POST /proxy/exchange`: byte length of the connection JSON that starts the body. */
   HeadLength: 'x-head-length',
+  /** Which CONNECT tunnel a call is about (a UUID). */
+  TunnelId: 'x-tunnel-id',
+  /** 0-based number of a tunnel segment: upstream on send, downstream on receive. */
+  Sequence: 'x-sequence',
+  /** On `POST /proxy/tunnel/send`: `true` when the application finished sending (FIN after this data). */
+  TunnelClose: 'x-tunnel-close',
+  /** On a downstream segment: `true` when the target finished sending and this segment holds its last bytes. */
+  TunnelClosed: 'x-tunnel-closed',
 } as const;
 
 /** Parses a protocol boolean header (`true`/`false`, case-insensitive). */

@@ -7,3 +7,4 @@ export * from './paths.js';
 export * from './validation.js';
 export * from './log-level.js';
 export * from './env-validation.js';
+export * from './tunnel.js';

@@ -5,4 +5,10 @@ export const ProxyPath = {
   Response: '/proxy/response',
   /** One call: connection JSON plus the first request chunk (docs/PROTOCOL.md). */
   Exchange: '/proxy/exchange',
+  /** CONNECT tunnels: open (POST) and close (DELETE). */
+  Tunnel: '/proxy/tunnel',
+  /** Upstream bytes of a tunnel, one segment per call. */
+  TunnelSend: '/proxy/tunnel/send',
+  /** Downstream bytes of a tunnel, long-polled. */
+  TunnelReceive: '/proxy/tunnel/receive',
 } as const;
