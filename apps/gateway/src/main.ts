@@ -17,8 +17,14 @@ async function bootstrap(): Promise<void> {
     ? `[${config.listenHost}]`
     : config.listenHost;
   const stage = config.stage ? `, stage /${config.stage}` : '';
+  const { faults } = config;
+  // Said on the one start-up line, so nobody mistakes injected faults for bugs.
+  const faulty =
+    faults.rate > 0
+      ? `; injecting faults into ${Number((faults.rate * 100).toPrecision(6))}% of calls (${faults.kinds.join(', ')}${faults.seed === undefined ? '' : `, seed ${faults.seed}`})`
+      : '';
   Logger.log(
-    `Listening on http://${host}:${port} (SigV4 ${config.region}/${config.service}${stage}, forwarding to ${config.upstreamOrigin}${config.upstreamBasePath})`,
+    `Listening on http://${host}:${port} (SigV4 ${config.region}/${config.service}${stage}, forwarding to ${config.upstreamOrigin}${config.upstreamBasePath}${faulty})`,
     'Gateway',
   );
 }

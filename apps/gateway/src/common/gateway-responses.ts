@@ -56,6 +56,24 @@ export const GatewayResponses = {
     status: 413,
     message: 'Request Entity Too Large',
   }),
+  /** Throttled (API Gateway's THROTTLED response: account, stage or usage-plan limits). */
+  tooManyRequests: (): GatewayResponse => ({
+    status: 429,
+    message: 'Too Many Requests',
+    errorType: 'TooManyRequestsException',
+  }),
+  /** The integration failed in a way the gateway cannot describe (as for a malformed Lambda answer). */
+  integrationFailure: (): GatewayResponse => ({
+    status: 502,
+    message: 'Internal server error',
+    errorType: 'InternalServerErrorException',
+  }),
+  /** The gateway cannot take the call right now. */
+  serviceUnavailable: (): GatewayResponse => ({
+    status: 503,
+    message: 'Service Unavailable',
+    errorType: 'ServiceUnavailableException',
+  }),
   /** The integration (upstream) did not answer in time. */
   endpointTimeout: (): GatewayResponse => ({
     status: 504,

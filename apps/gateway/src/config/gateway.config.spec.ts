@@ -33,6 +33,20 @@ describe('gateway config', () => {
       upstreamBasePath: '',
       stage: '',
       latencyMs: 0,
+      faults: {
+        rate: 0,
+        kinds: [
+          'reset-before',
+          'reset-after',
+          '429',
+          '502',
+          '503',
+          '504',
+          'latency',
+        ],
+        latencyMs: 2000,
+        seed: undefined,
+      },
       logLevel: 'log',
     });
   });
@@ -49,6 +63,10 @@ describe('gateway config', () => {
       GATEWAY_UPSTREAM_URL: 'http://localhost:7000/base/',
       GATEWAY_STAGE: '/prod',
       GATEWAY_LATENCY_MS: '40',
+      GATEWAY_FAULT_RATE: '0.25',
+      GATEWAY_FAULT_KINDS: ' 503, reset-after ,,latency',
+      GATEWAY_FAULT_LATENCY_MS: '300',
+      GATEWAY_FAULT_SEED: 'run-7',
       LOG_LEVEL: 'debug',
     });
     expect(config).toMatchObject({
@@ -61,6 +79,12 @@ describe('gateway config', () => {
       upstreamBasePath: '/base',
       stage: 'prod',
       latencyMs: 40,
+      faults: {
+        rate: 0.25,
+        kinds: ['503', 'reset-after', 'latency'],
+        latencyMs: 300,
+        seed: 'run-7',
+      },
       logLevel: 'debug',
     });
     expect([...config.credentials]).toEqual([
@@ -107,6 +131,36 @@ describe('gateway config', () => {
     ],
     ['AWS_REGION', 'Mars', 'must be an AWS region such as us-east-1'],
     [
+      'GATEWAY_FAULT_RATE',
+      '1.5',
+      'must be a probability from 0 to 1, such as 0.1',
+    ],
+    [
+      'GATEWAY_FAULT_RATE',
+      '10%',
+      'must be a probability from 0 to 1, such as 0.1',
+    ],
+    [
+      'GATEWAY_FAULT_KINDS',
+      '503,500',
+      'must be a comma-separated list of fault kinds from reset-before, reset-after, 429, 502, 503, 504, latency',
+    ],
+    [
+      'GATEWAY_FAULT_KINDS',
+      ' , ',
+      'must be a comma-separated list of fault kinds from reset-before, reset-after, 429, 502, 503, 504, latency',
+    ],
+    [
+      'GATEWAY_FAULT_LATENCY_MS',
+      '2s',
+      'must be a whole number of milliseconds from 0 to 60000',
+    ],
+    [
+      'GATEWAY_FAULT_SEED',
+      'two words',
+      'must be 1 to 100 printable characters without spaces, such as 42',
+    ],
+    [
       'LOG_LEVEL',
       'loud',
       'must be one of error, warn, log, debug, verbose, info',
@@ -115,6 +169,16 @@ describe('gateway config', () => {
     expect(() => configFor({ [name]: value })).toThrow(
       `Invalid configuration:\n  ${name}=${JSON.stringify(value)}: ${message}`,
     );
+  });
+
+  it.each([
+    ['0', 0],
+    ['1', 1],
+    ['.5', 0.5],
+    [' 0.05 ', 0.05],
+    ['', 0],
+  ])('reads GATEWAY_FAULT_RATE=%j as %d', (value, rate) => {
+    expect(configFor({ GATEWAY_FAULT_RATE: value }).faults.rate).toBe(rate);
   });
 
   it('refuses malformed credentials without printing them', () => {

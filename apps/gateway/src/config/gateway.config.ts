@@ -1,7 +1,8 @@
 import { registerAs } from '@nestjs/config';
-import { IsOptional, Matches } from 'class-validator';
+import { IsOptional, Matches, ValidateBy } from 'class-validator';
 import {
   AwsRegion,
+  EmptyIsUnset,
   DEFAULT_GATEWAY_LISTEN_PORT,
   DEFAULT_GATEWAY_MAX_BODY_BYTES,
   DEFAULT_REGION,
@@ -17,6 +18,15 @@ import {
   WholeNumber,
   validateEnv,
 } from '@app/protocol';
+import { FAULT_KINDS, isFaultKind } from '../faults/fault-plan.js';
+
+/** Splits GATEWAY_FAULT_KINDS into its entries, trimmed, empty ones dropped. */
+function faultKindList(raw: string): string[] {
+  return raw
+    .split(',')
+    .map((kind) => kind.trim())
+    .filter((kind) => kind !== '');
+}
 
 /** The environment variables the gateway reads (GATEWAY_CREDENTIALS apart: see below). */
 class GatewayEnv {
@@ -51,6 +61,39 @@ class GatewayEnv {
 
   @WholeNumber(0, 60_000, 'milliseconds')
   GATEWAY_LATENCY_MS?: number;
+
+  /** Probability that a call is faulty: a decimal from 0 to 1. */
+  @EmptyIsUnset()
+  @IsOptional()
+  @Matches(/^\s*(0(\.\d*)?|1(\.0*)?|\.\d+)\s*$/, {
+    message: 'must be a probability from 0 to 1, such as 0.1',
+  })
+  GATEWAY_FAULT_RATE?: string;
+
+  @EmptyIsUnset()
+  @IsOptional()
+  @ValidateBy({
+    name: 'faultKinds',
+    validator: {
+      validate: (value: unknown) =>
+        typeof value === 'string' &&
+        faultKindList(value).length > 0 &&
+        faultKindList(value).every(isFaultKind),
+      defaultMessage: () =>
+        `must be a comma-separated list of fault kinds from ${FAULT_KINDS.join(', ')}`,
+    },
+  })
+  GATEWAY_FAULT_KINDS?: string;
+
+  @WholeNumber(0, 60_000, 'milliseconds')
+  GATEWAY_FAULT_LATENCY_MS?: number;
+
+  @EmptyIsUnset()
+  @IsOptional()
+  @Matches(/^[\x21-\x7e]{1,100}$/, {
+    message: 'must be 1 to 100 printable characters without spaces, such as 42',
+  })
+  GATEWAY_FAULT_SEED?: string;
 
   @LogLevel()
   LOG_LEVEL?: string;
@@ -107,6 +150,15 @@ export const gatewayConfig = registerAs('gateway', () => {
     /** Stage name without slashes; '' when requests are not under a stage. */
     stage,
     latencyMs: env.GATEWAY_LATENCY_MS ?? 0,
+    /** Fault injection, off unless GATEWAY_FAULT_RATE is above 0. */
+    faults: {
+      rate: Number(env.GATEWAY_FAULT_RATE ?? 0),
+      kinds: env.GATEWAY_FAULT_KINDS
+        ? faultKindList(env.GATEWAY_FAULT_KINDS).filter(isFaultKind)
+        : [...FAULT_KINDS],
+      latencyMs: env.GATEWAY_FAULT_LATENCY_MS ?? 2000,
+      seed: env.GATEWAY_FAULT_SEED,
+    },
     logLevel: env.LOG_LEVEL ?? 'log',
   };
 });

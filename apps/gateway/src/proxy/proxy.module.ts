@@ -1,4 +1,5 @@
 import { Module } from '@nestjs/common';
+import { FaultsModule } from '../faults/faults.module.js';
 import { StatsModule } from '../stats/stats.module.js';
 import { ProxyService } from './proxy.service.js';
 import { UpstreamService } from './upstream.service.js';
@@ -10,7 +11,7 @@ import { UpstreamService } from './upstream.service.js';
  * {@link ProxyService} as middleware in front of Nest's router instead.
  */
 @Module({
-  imports: [StatsModule],
+  imports: [StatsModule, FaultsModule],
   providers: [ProxyService, UpstreamService],
   exports: [ProxyService],
 })

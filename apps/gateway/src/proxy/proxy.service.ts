@@ -5,22 +5,34 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { ConfigType } from '@nestjs/config';
 import { pairsFromRawHeaders, recordFromPairs } from '@app/protocol';
-import { GatewayResponses } from '../common/gateway-responses.js';
+import {
+  GatewayResponses,
+  type GatewayResponse,
+} from '../common/gateway-responses.js';
 import { sendGatewayResponse } from '../common/send-gateway-response.js';
 import { gatewayConfig } from '../config/gateway.config.js';
+import { FaultPlan, type Fault, type FaultKind } from '../faults/fault-plan.js';
 import { splitTarget } from '../sigv4/canonical-request.js';
 import { verifySigV4 } from '../sigv4/sigv4-verifier.js';
-import { StatsService } from '../stats/stats.service.js';
+import { DROPPED_BY_GATEWAY, StatsService } from '../stats/stats.service.js';
 import { readBoundedBody } from './body-reader.js';
 import {
   clientResponseHeaders,
   stripStage,
   upstreamRequestHeaders,
 } from './forwarding.js';
-import { UpstreamService } from './upstream.service.js';
+import { UpstreamService, type UpstreamOutcome } from './upstream.service.js';
 
 /** Status recorded for a call whose client left before any answer (nginx's convention). */
 const CLIENT_CLOSED = 499;
+
+/** The answers of the status faults: API Gateway's own, as a real one gives them. */
+const FAULT_ANSWERS: Partial<Record<FaultKind, () => GatewayResponse>> = {
+  '429': GatewayResponses.tooManyRequests,
+  '502': GatewayResponses.integrationFailure,
+  '503': GatewayResponses.serviceUnavailable,
+  '504': GatewayResponses.endpointTimeout,
+};
 
 /** What one call did, for the stats and the log line. */
 interface CallRecord {
@@ -32,6 +44,8 @@ interface CallRecord {
   status?: number;
   /** Why the gateway answered as it did, when it answered itself. */
   note?: string;
+  /** The fault injected into this call, if any. */
+  fault?: FaultKind;
 }
 
 /**
@@ -41,10 +55,16 @@ interface CallRecord {
  * read body (≤ limit) ──413──▶ client
  *   │ path in stage? ──404──▶ client
  *   │ SigV4 valid?   ──403──▶ client
- *   │ (added latency)
+ *   │ fault drawn?   ──reset-before──▶ connection dropped
+ *   │                ──429/502/503/504──▶ client
+ *   │ (added latency, plus a latency fault's)
  *   ▼ forward ──no head in time──▶ 504 / unreachable ──▶ 502
+ *   │ reset-after? ──upstream's answer read, then connection dropped
  *   ▼ stream upstream status, headers, body ──▶ client
  * ```
+ *
+ * Faults (GATEWAY_FAULT_RATE) hit only calls that passed the gateway's own
+ * checks, the calls a real gateway would forward.
  */
 @Injectable()
 export class ProxyService {
@@ -55,6 +75,7 @@ export class ProxyService {
     private readonly config: ConfigType<typeof gatewayConfig>,
     private readonly upstream: UpstreamService,
     private readonly stats: StatsService,
+    private readonly faults: FaultPlan,
   ) {}
 
   /**
@@ -141,9 +162,17 @@ export class ProxyService {
       return;
     }
 
-    if (this.config.latencyMs > 0) {
+    const fault = this.faults.draw();
+    if (fault) {
+      call.fault = fault.kind;
+      if (this.injectBeforeForwarding(fault, res, call)) return;
+    }
+
+    const latencyMs =
+      this.config.latencyMs + (fault?.kind === 'latency' ? fault.latencyMs : 0);
+    if (latencyMs > 0) {
       try {
-        await delay(this.config.latencyMs, undefined, {
+        await delay(latencyMs, undefined, {
           signal: clientGone,
         });
       } catch {
@@ -161,6 +190,10 @@ export class ProxyService {
       clientGone,
     );
     if (outcome.kind === 'cancelled') return;
+    if (fault?.kind === 'reset-after') {
+      await this.dropAnswer(outcome, res, call);
+      return;
+    }
     if (outcome.kind === 'failed') {
       call.note = outcome.reason;
       this.answer(res, call, outcome.refusal);
@@ -186,6 +219,57 @@ export class ProxyService {
     }
   }
 
+  /**
+   * Applies a fault that strikes before the upstream sees the call; true
+   * when the call is thereby over (`latency` and `reset-after` act later).
+   */
+  private injectBeforeForwarding(
+    fault: Fault,
+    res: ServerResponse,
+    call: CallRecord,
+  ): boolean {
+    if (fault.kind === 'reset-before') {
+      call.status = DROPPED_BY_GATEWAY;
+      call.note = 'fault reset-before: connection dropped, not forwarded';
+      res.destroy();
+      return true;
+    }
+    const answer = FAULT_ANSWERS[fault.kind];
+    if (!answer) return false;
+    call.note = `fault ${fault.kind}: answered by the gateway, not forwarded`;
+    this.answer(res, call, answer());
+    return true;
+  }
+
+  /**
+   * The `reset-after` fault: the upstream handled the call and answered in
+   * full, but the client never gets that answer; its connection is dropped
+   * as if the network lost the answer on the way back.
+   */
+  private async dropAnswer(
+    outcome: Exclude<UpstreamOutcome, { kind: 'cancelled' }>,
+    res: ServerResponse,
+    call: CallRecord,
+  ): Promise<void> {
+    let what: string;
+    if (outcome.kind === 'failed') {
+      what = `upstream failed (${outcome.reason})`;
+    } else {
+      let bytes = 0;
+      try {
+        for await (const piece of outcome.response.body) {
+          bytes += (piece as Buffer).length;
+        }
+        what = `upstream answered ${outcome.response.statusCode} with ${bytes} bytes`;
+      } catch (error) {
+        what = `upstream answer broke off after ${bytes} bytes (${error instanceof Error ? error.message : String(error)})`;
+      }
+    }
+    call.status = DROPPED_BY_GATEWAY;
+    call.note = `fault reset-after: ${what}, answer dropped`;
+    res.destroy();
+  }
+
   private answer(
     res: ServerResponse,
     call: CallRecord,
@@ -207,6 +291,7 @@ export class ProxyService {
       status,
       requestBytes: call.requestBytes,
       responseBytes: call.responseBytes,
+      fault: call.fault,
     });
     const ms = (performance.now() - started).toFixed(1);
     this.logger.debug(

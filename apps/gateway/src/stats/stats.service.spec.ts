@@ -30,6 +30,30 @@ describe('StatsService', () => {
     expect(stats.snapshot().total).toBe(0);
   });
 
+  it('counts injected faults by kind and path; a reset reads as status 0', () => {
+    const stats = new StatsService();
+    const call = { requestBytes: 1, responseBytes: 0 };
+    stats.record({ ...call, path: '/c', status: 503, fault: '503' });
+    stats.record({ ...call, path: '/c', status: 0, fault: 'reset-after' });
+    stats.record({ ...call, path: '/d', status: 0, fault: 'reset-after' });
+    stats.record({ ...call, path: '/d', status: 200 });
+    expect(stats.snapshot()).toMatchObject({
+      total: 4,
+      by_status: { '0': 2, '200': 1, '503': 1 },
+      faults: {
+        total: 3,
+        by_kind: { '503': 1, 'reset-after': 2 },
+        by_path: { '/c': 2, '/d': 1 },
+      },
+    });
+    stats.reset();
+    expect(stats.snapshot().faults).toEqual({
+      total: 0,
+      by_kind: {},
+      by_path: {},
+    });
+  });
+
   it('keeps memory bounded when paths are endless', () => {
     const stats = new StatsService();
     for (let i = 0; i < MAX_DISTINCT_PATHS + 50; i++) {
