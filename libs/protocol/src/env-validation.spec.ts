@@ -5,6 +5,7 @@ import {
   HttpUrl,
   LogLevel,
   SigV4Service,
+  TrueOrFalse,
   WholeNumber,
 } from './env-validation.js';
 import { validateEnv } from './validation.js';
@@ -132,6 +133,31 @@ describe('env validation decorators', () => {
   ])('refuse %s=%j with one message after its name', (name, value, message) => {
     expect(refusal(name, value)).toBe(
       `Invalid configuration:\n  ${name}=${JSON.stringify(value)}: ${message}`,
+    );
+  });
+});
+
+describe('TrueOrFalse', () => {
+  class Switches {
+    @TrueOrFalse()
+    FLAG?: boolean;
+  }
+
+  it.each([
+    ['true', true],
+    [' FALSE ', false],
+    ['', undefined],
+  ])('reads %j as %j', (value, expected) => {
+    expect(validateEnv(Switches, { FLAG: value }).FLAG).toBe(expected);
+  });
+
+  it('leaves an unset variable unset', () => {
+    expect(validateEnv(Switches, {}).FLAG).toBeUndefined();
+  });
+
+  it.each(['yes', '1', 'off'])('refuses %j naming the variable', (value) => {
+    expect(() => validateEnv(Switches, { FLAG: value })).toThrow(
+      `Invalid configuration:\n  FLAG=${JSON.stringify(value)}: must be true or false`,
     );
   });
 });

@@ -127,3 +127,26 @@ export function HttpUrl(example: string): PropertyDecorator {
     ),
   );
 }
+
+/**
+ * Optional on/off switch: `true` or `false` (any case), read as a boolean;
+ * an empty value counts as unset. Anything else (`yes`, `1`, a typo) fails
+ * rather than silently meaning one or the other.
+ */
+export function TrueOrFalse(): PropertyDecorator {
+  return all(
+    Transform(({ value }: { value: unknown }) => {
+      if (value === undefined || value === '') return undefined;
+      const v = typeof value === 'string' ? value.trim().toLowerCase() : '';
+      return v === 'true' ? true : v === 'false' ? false : value;
+    }),
+    ValidateBy({
+      name: 'trueOrFalse',
+      validator: {
+        validate: (value: unknown) =>
+          value === undefined || typeof value === 'boolean',
+        defaultMessage: () => 'must be true or false',
+      },
+    }),
+  );
+}
