@@ -14,6 +14,7 @@ import { ProtocolExceptionFilter } from './common/protocol-exception.filter.js';
 import { serverConfig, serverConfigFrom } from './config/server.config.js';
 import { ConnectionsModule } from './connections/connections.module.js';
 import { ResponsesModule } from './responses/responses.module.js';
+import { TunnelsModule } from './tunnels/tunnels.module.js';
 
 export interface AppModuleOptions {
   /** Environment to read the configuration from; default `process.env`. */
@@ -39,6 +40,7 @@ export class AppModule {
         ConnectionsModule,
         ChunksModule,
         ResponsesModule,
+        TunnelsModule,
       ],
       providers: [
         {

@@ -13,7 +13,12 @@ import {
   MAX_RESPONSE_WAIT_MS,
   WholeNumber,
   validateEnv,
+  DEFAULT_CONNECT_ALLOWED_PORTS,
+  DEFAULT_TUNNEL_CONNECT_TIMEOUT_MS,
+  DEFAULT_TUNNEL_IDLE_TIMEOUT_MS,
+  DEFAULT_TUNNEL_WAIT_MS,
 } from '@app/protocol';
+import { parsePortList, PortList } from '../tunnels/port-list.js';
 
 /** The variables proxy-server reads, as they are validated at start-up. */
 class ServerEnv {
@@ -49,6 +54,22 @@ class ServerEnv {
   @WholeNumber(10, Number.MAX_SAFE_INTEGER, 'milliseconds')
   CLEANUP_INTERVAL_MS?: number;
 
+  /** Comma-separated ports CONNECT tunnels may reach, e.g. `443,8443`. */
+  @EmptyIsUnset()
+  @PortList()
+  CONNECT_ALLOWED_PORTS?: string;
+
+  @WholeNumber(1000, Number.MAX_SAFE_INTEGER, 'milliseconds')
+  TUNNEL_IDLE_TIMEOUT_MS?: number;
+
+  /** Capped safely under the API Gateway's 29 s integration timeout. */
+  @WholeNumber(1, MAX_RESPONSE_WAIT_MS, 'milliseconds')
+  TUNNEL_WAIT_MS?: number;
+
+  /** Answered within one gateway call: capped like the long-polls. */
+  @WholeNumber(1, MAX_RESPONSE_WAIT_MS, 'milliseconds')
+  TUNNEL_CONNECT_TIMEOUT_MS?: number;
+
   @EmptyIsUnset()
   @LogLevel()
   LOG_LEVEL?: string;
@@ -74,6 +95,14 @@ export interface ServerConfig {
   chunkSize: number;
   /** How often expired connections are swept. */
   cleanupIntervalMs: number;
+  /** Ports CONNECT tunnels may reach (CONNECT_ALLOWED_PORTS); others are refused with 403. */
+  connectAllowedPorts: number[];
+  /** A tunnel through which no byte moved for this long is closed by the sweep. */
+  tunnelIdleTimeoutMs: number;
+  /** How long GET /proxy/tunnel/receive waits for bytes before answering 204. */
+  tunnelWaitMs: number;
+  /** How long opening a tunnel's TCP connection (DNS and handshake) may take. */
+  tunnelConnectTimeoutMs: number;
   logLevel: string;
 }
 
@@ -92,6 +121,14 @@ export function loadServerConfig(
     maxChunkSize: v.MAX_CHUNK_SIZE ?? MAX_CHUNK_SIZE,
     chunkSize: v.CHUNK_SIZE ?? DEFAULT_CHUNK_SIZE,
     cleanupIntervalMs: v.CLEANUP_INTERVAL_MS ?? 30_000,
+    connectAllowedPorts: parsePortList(
+      v.CONNECT_ALLOWED_PORTS ?? DEFAULT_CONNECT_ALLOWED_PORTS,
+    ),
+    tunnelIdleTimeoutMs:
+      v.TUNNEL_IDLE_TIMEOUT_MS ?? DEFAULT_TUNNEL_IDLE_TIMEOUT_MS,
+    tunnelWaitMs: v.TUNNEL_WAIT_MS ?? DEFAULT_TUNNEL_WAIT_MS,
+    tunnelConnectTimeoutMs:
+      v.TUNNEL_CONNECT_TIMEOUT_MS ?? DEFAULT_TUNNEL_CONNECT_TIMEOUT_MS,
     logLevel: v.LOG_LEVEL ?? 'log',
   };
 }

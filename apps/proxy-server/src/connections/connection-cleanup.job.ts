@@ -22,6 +22,8 @@ export class ConnectionCleanupJob
 {
   static readonly NAME = 'connection-cleanup';
   private readonly logger = new Logger('ConnectionCleanup');
+  /** Sweeps of other features (idle tunnels), run with every sweep of connections. */
+  private readonly included: Array<() => Promise<number>> = [];
 
   constructor(
     private readonly connections: ConnectionsService,
@@ -42,8 +44,18 @@ export class ConnectionCleanupJob
   }
 
   /** One sweep: releases expired connections and returns how many. */
-  sweep(): Promise<number> {
-    return this.connections.releaseIdle();
+  async sweep(): Promise<number> {
+    let released = await this.connections.releaseIdle();
+    for (const more of this.included) released += await more();
+    return released;
+  }
+
+  /**
+   * Adds another feature's sweep (tunnels) to this job, so that one
+   * schedule frees everything left behind. `sweep` returns how many it freed.
+   */
+  include(sweep: () => Promise<number>): void {
+    this.included.push(sweep);
   }
 
   onModuleDestroy(): void {

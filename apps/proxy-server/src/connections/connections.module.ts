@@ -24,7 +24,7 @@ import { JsonBodyMiddleware } from './json-body.middleware.js';
     ConnectionCleanupJob,
     { provide: CONNECTION_STORE, useClass: InMemoryConnectionStore },
   ],
-  exports: [ConnectionsService],
+  exports: [ConnectionsService, ConnectionCleanupJob],
 })
 export class ConnectionsModule implements NestModule {
   configure(consumer: MiddlewareConsumer): void {
