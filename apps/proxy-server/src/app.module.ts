@@ -13,6 +13,7 @@ import { ClockModule } from './common/clock.module.js';
 import { ProtocolExceptionFilter } from './common/protocol-exception.filter.js';
 import { serverConfig, serverConfigFrom } from './config/server.config.js';
 import { ConnectionsModule } from './connections/connections.module.js';
+import { ExchangeModule } from './exchange/exchange.module.js';
 import { ResponsesModule } from './responses/responses.module.js';
 import { TunnelsModule } from './tunnels/tunnels.module.js';
 
@@ -40,6 +41,7 @@ export class AppModule {
         ConnectionsModule,
         ChunksModule,
         ResponsesModule,
+        ExchangeModule,
         TunnelsModule,
       ],
       providers: [
