@@ -14,6 +14,9 @@ describe('loadClientSettings', () => {
       gatewayRetryBaseMs: 100,
       gatewayCallTimeoutMs: 35000,
       requestTimeoutMs: 330000,
+      uploadConcurrency: 8,
+      downloadConcurrency: 8,
+      combinedCall: true,
       logLevel: 'log',
     });
   });
@@ -31,6 +34,9 @@ describe('loadClientSettings', () => {
       GATEWAY_RETRY_BASE_MS: '50',
       GATEWAY_CALL_TIMEOUT_MS: '40000',
       REQUEST_TIMEOUT_MS: '60000',
+      UPLOAD_CONCURRENCY: '1',
+      DOWNLOAD_CONCURRENCY: '64',
+      COMBINED_CALL: 'false',
       LOG_LEVEL: 'debug',
     });
     expect(settings).toMatchObject({
@@ -41,6 +47,9 @@ describe('loadClientSettings', () => {
       maxBodySize: 0,
       gatewayMaxRetries: 0,
       requestTimeoutMs: 60000,
+      uploadConcurrency: 1,
+      downloadConcurrency: 64,
+      combinedCall: false,
       logLevel: 'debug',
     });
   });
@@ -78,6 +87,9 @@ describe('loadClientSettings', () => {
       '10',
       'must be a whole number of milliseconds from 1000 to 86400000',
     ],
+    ['UPLOAD_CONCURRENCY', '0', 'must be a whole number from 1 to 64'],
+    ['DOWNLOAD_CONCURRENCY', '65', 'must be a whole number from 1 to 64'],
+    ['COMBINED_CALL', 'no', 'must be true or false'],
     [
       'LOG_LEVEL',
       'loud',

@@ -13,9 +13,13 @@ import {
   LogLevel,
   MAX_CHUNK_SIZE,
   SigV4Service,
+  TrueOrFalse,
   WholeNumber,
   validateEnv,
 } from '@app/protocol';
+
+/** Most chunk calls one exchange keeps in flight in either direction (the protocol's `download_window` bound). */
+export const MAX_CONCURRENCY = 64;
 
 /** The environment variables proxy-client reads, validated at start-up. */
 class ClientEnv {
@@ -54,6 +58,16 @@ class ClientEnv {
   @WholeNumber(1000, 86_400_000, 'milliseconds')
   REQUEST_TIMEOUT_MS?: number;
 
+  @WholeNumber(1, MAX_CONCURRENCY)
+  UPLOAD_CONCURRENCY?: number;
+
+  /** Also the `download_window` the server is told. */
+  @WholeNumber(1, MAX_CONCURRENCY)
+  DOWNLOAD_CONCURRENCY?: number;
+
+  @TrueOrFalse()
+  COMBINED_CALL?: boolean;
+
   @LogLevel()
   LOG_LEVEL?: string;
 }
@@ -76,6 +90,12 @@ export interface ClientSettings {
   gatewayCallTimeoutMs: number;
   /** Longest an exchange may go without progress (see RelayService). */
   requestTimeoutMs: number;
+  /** Request chunks uploaded at once per exchange (UPLOAD_CONCURRENCY). */
+  uploadConcurrency: number;
+  /** Response chunks asked for at once per exchange (DOWNLOAD_CONCURRENCY), sent as `download_window`. */
+  downloadConcurrency: number;
+  /** Open a connection, send its first chunk and get its first response chunk in one `POST /proxy/exchange`. */
+  combinedCall: boolean;
   logLevel: string;
 }
 
@@ -98,6 +118,9 @@ export function loadClientSettings(
     gatewayRetryBaseMs: e.GATEWAY_RETRY_BASE_MS ?? 100,
     gatewayCallTimeoutMs: e.GATEWAY_CALL_TIMEOUT_MS ?? 35_000,
     requestTimeoutMs: e.REQUEST_TIMEOUT_MS ?? 330_000,
+    uploadConcurrency: e.UPLOAD_CONCURRENCY ?? 8,
+    downloadConcurrency: e.DOWNLOAD_CONCURRENCY ?? 8,
+    combinedCall: e.COMBINED_CALL ?? true,
     logLevel: e.LOG_LEVEL ?? 'log',
   };
 }

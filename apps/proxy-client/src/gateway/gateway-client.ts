@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Sha256 } from '@aws-crypto/sha256-js';
@@ -6,6 +7,7 @@ import { HttpRequest } from '@smithy/protocol-http';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { Pool } from 'undici';
 import { MAX_CHUNK_SIZE, MiB } from '@app/protocol';
+import { countGatewayCall } from './call-tally.js';
 import {
   backoffDelay,
   errorCode,
@@ -22,6 +24,8 @@ export interface GatewayClientOptions extends RetryPolicyOptions {
   service: string;
   /** Bound of one attempt (GATEWAY_CALL_TIMEOUT_MS). */
   callTimeoutMs: number;
+  /** Most keep-alive connections to the gateway at once; calls beyond wait for one. */
+  connections: number;
 }
 
 /** Static credentials or a provider of them, as `SignatureV4` takes them. */
@@ -87,6 +91,26 @@ export class GatewayAnswerTooLargeError extends Error {
 /** Largest answer read: one response chunk plus generous room for JSON. */
 const MAX_ANSWER_BYTES = MAX_CHUNK_SIZE + MiB;
 
+/** The header SigV4 takes the payload hash from when present (smithy's `SHA256_HEADER`). */
+const CONTENT_SHA256 = 'x-amz-content-sha256';
+const EMPTY_SHA256 = createHash('sha256').digest('hex');
+
+/**
+ * The call with its payload hash in `x-amz-content-sha256`, computed once
+ * with Node's native SHA-256. smithy's signer uses a present header as the
+ * payload hash instead of hashing the body itself (its `getPayloadHash`),
+ * so a chunk is hashed once for all its attempts, not once per attempt in
+ * JavaScript. The header is signed, and a gateway checks it against the
+ * body it receives.
+ */
+function withPayloadHash(call: GatewayCall): GatewayCall {
+  const hash =
+    call.body && call.body.length > 0
+      ? createHash('sha256').update(call.body).digest('hex')
+      : EMPTY_SHA256;
+  return { ...call, headers: { ...call.headers, [CONTENT_SHA256]: hash } };
+}
+
 function describeCause(cause: unknown): string {
   const code = errorCode(cause);
   const message = cause instanceof Error ? cause.message : String(cause);
@@ -120,6 +144,7 @@ export class GatewayClient {
     this.base = new URL(options.gatewayUrl);
     this.basePath = this.base.pathname.replace(/\/+$/, '');
     this.pool = new Pool(this.base.origin, {
+      connections: options.connections,
       keepAliveTimeout: 30_000,
       headersTimeout: options.callTimeoutMs,
       bodyTimeout: options.callTimeoutMs,
@@ -144,7 +169,8 @@ export class GatewayClient {
    * got an answer, {@link GatewayCredentialsError} when there is nothing to
    * sign with, or the signal's reason when aborted.
    */
-  async call(call: GatewayCall): Promise<GatewayAnswer> {
+  async call(unhashed: GatewayCall): Promise<GatewayAnswer> {
+    const call = withPayloadHash(unhashed);
     const attempts = this.options.maxRetries + 1;
     for (let attempt = 1; ; attempt++) {
       call.signal?.throwIfAborted();
@@ -202,6 +228,7 @@ export class GatewayClient {
     call: GatewayCall,
   ): Promise<Omit<GatewayAnswer, 'attempts'>> {
     const signed = await this.sign(call);
+    countGatewayCall();
     const res = await this.pool.request({
       method: call.method,
       path: signed.path,
@@ -225,7 +252,7 @@ export class GatewayClient {
     return {
       status: res.statusCode,
       headers: res.headers as IncomingHttpHeaders,
-      body: Buffer.concat(parts, size),
+      body: parts.length === 1 ? parts[0] : Buffer.concat(parts, size),
     };
   }
 

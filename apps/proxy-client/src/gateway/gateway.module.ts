@@ -4,6 +4,23 @@ import { clientConfig, type ClientSettings } from '../config/client.config.js';
 import { GatewayClient, type CredentialsSource } from './gateway-client.js';
 import { ProxyServerApi } from './proxy-server-api.js';
 
+/** Exchanges that may run every chunk call in flight at once before calls queue for a connection. */
+const FULL_SPEED_EXCHANGES = 16;
+
+/**
+ * Size of the keep-alive pool to the gateway: each exchange keeps up to
+ * UPLOAD_CONCURRENCY or DOWNLOAD_CONCURRENCY calls in flight (response
+ * chunks long-poll, so a connection may be held for up to 20 s), and
+ * FULL_SPEED_EXCHANGES of them get all they ask for; never fewer than 128.
+ */
+export function poolConnections(settings: ClientSettings): number {
+  const perExchange = Math.max(
+    settings.uploadConcurrency,
+    settings.downloadConcurrency,
+  );
+  return Math.max(128, FULL_SPEED_EXCHANGES * perExchange);
+}
+
 /** Where the gateway client gets AWS credentials. Overridable in tests. */
 export const AWS_CREDENTIALS = Symbol('AWS_CREDENTIALS');
 
@@ -27,6 +44,7 @@ export const AWS_CREDENTIALS = Symbol('AWS_CREDENTIALS');
             region: settings.region,
             service: settings.service,
             callTimeoutMs: settings.gatewayCallTimeoutMs,
+            connections: poolConnections(settings),
             maxRetries: settings.gatewayMaxRetries,
             baseMs: settings.gatewayRetryBaseMs,
           },

@@ -1,8 +1,10 @@
 import { STATUS_CODES } from 'node:http';
 import {
+  asErrorBody,
   decodeHeaderPairs,
   ErrorCode,
   Header,
+  parseBooleanHeader,
   ProtocolError,
   ProxyPath,
   type CreateConnectionDto,
@@ -25,6 +27,17 @@ export interface ResponseChunk {
   data: Buffer;
 }
 
+/** What `POST /proxy/exchange` answered. */
+export type ExchangeAnswer =
+  /** 201: the connection is open and chunk 0 stored; send the rest (or, if that was all, ask for the response). */
+  | { kind: 'accepted' }
+  /** 200: the request was whole and this is response chunk 0. */
+  | { kind: 'response'; chunk: ResponseChunk }
+  /** 202: the request was whole, its response not ready within the long-poll: ask for chunk 0. */
+  | { kind: 'pending' }
+  /** 404 invalid_request: a proxy-server that predates the exchange; nothing was opened. */
+  | { kind: 'unsupported' };
+
 /** The server waited for the chunk until its long-poll bound; ask again. */
 export const PENDING = Symbol('pending');
 
@@ -39,6 +52,34 @@ function notTheProtocol(what: string): ProtocolError {
     ErrorCode.UpstreamUnavailable,
     `${what}: is API_GATEWAY_URL pointing at a chunkgate proxy-server?`,
   );
+}
+
+function parseJson(body: Buffer): unknown {
+  try {
+    return JSON.parse(body.toString('utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
+/** A 200 answer carrying response chunk `index` (`GET /proxy/response` and the exchange alike). */
+function responseChunk(answer: GatewayAnswer, index: number): ResponseChunk {
+  const servedIndex = single(answer.headers[Header.ChunkIndex]);
+  if (servedIndex !== undefined && Number(servedIndex) !== index) {
+    throw notTheProtocol(
+      `Asked for response chunk ${index}, got chunk ${servedIndex}`,
+    );
+  }
+  const more = single(answer.headers[Header.MoreChunks]);
+  if (more === undefined) {
+    throw notTheProtocol(`Response chunk ${index} came without X-More-Chunks`);
+  }
+  return {
+    index,
+    more: parseBooleanHeader(more),
+    head: index === 0 ? readTargetHead(answer) : undefined,
+    data: answer.body,
+  };
 }
 
 /** Reads the target's status line and headers from response chunk 0. */
@@ -78,7 +119,7 @@ function readReason(answer: GatewayAnswer, status: number): string {
 }
 
 /**
- * The four calls of the wire protocol (docs/PROTOCOL.md), each turning the
+ * The calls of the wire protocol (docs/PROTOCOL.md), each turning the
  * server's answer into a value or into the error the application sees.
  * Retries are the gateway client's; here is what an answer means,
  * including the answers that only a retry can produce.
@@ -147,24 +188,49 @@ export class ProxyServerApi {
     if (answer.status !== 200) {
       throw this.failure(answer, ProxyPath.Response, 'GET');
     }
-    const servedIndex = single(answer.headers[Header.ChunkIndex]);
-    if (servedIndex !== undefined && Number(servedIndex) !== index) {
-      throw notTheProtocol(
-        `Asked for response chunk ${index}, got chunk ${servedIndex}`,
-      );
+    return responseChunk(answer, index);
+  }
+
+  /**
+   * `POST /proxy/exchange`: opens the connection whose JSON head starts
+   * `framed` and delivers the first request chunk that follows it
+   * (`headLength` bytes in). Retrying is safe: the server answers a repeated
+   * `connection_id` as it answered the first call.
+   */
+  async exchange(
+    framed: Buffer,
+    headLength: number,
+    final: boolean,
+    signal?: AbortSignal,
+  ): Promise<ExchangeAnswer> {
+    const answer = await this.send({
+      method: 'POST',
+      path: ProxyPath.Exchange,
+      headers: {
+        'content-type': 'application/octet-stream',
+        [Header.HeadLength]: String(headLength),
+        [Header.ChunkFinal]: String(final),
+      },
+      body: framed,
+      signal,
+    });
+    if (answer.status === 201) return { kind: 'accepted' };
+    if (answer.status === 202) return { kind: 'pending' };
+    if (answer.status === 200 && final) {
+      return { kind: 'response', chunk: responseChunk(answer, 0) };
     }
-    const more = single(answer.headers[Header.MoreChunks]);
-    if (more === undefined) {
-      throw notTheProtocol(
-        `Response chunk ${index} came without X-More-Chunks`,
-      );
+    if (
+      answer.status === 404 &&
+      asErrorBody(parseJson(answer.body))?.error === ErrorCode.InvalidRequest
+    ) {
+      return { kind: 'unsupported' };
     }
-    return {
-      index,
-      more: more.trim().toLowerCase() === 'true',
-      head: index === 0 ? readTargetHead(answer) : undefined,
-      data: answer.body,
-    };
+    throw this.failure(
+      answer,
+      ProxyPath.Exchange,
+      'POST',
+      framed.length - headLength,
+    );
   }
 
   /** `DELETE /proxy/connection`. A 404 answering a retry means the lost first attempt freed it. */

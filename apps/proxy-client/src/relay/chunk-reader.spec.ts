@@ -1,6 +1,10 @@
 import { Readable } from 'node:stream';
 import { setImmediate as tick } from 'node:timers/promises';
-import { readChunks, type BodyChunk } from './chunk-reader.js';
+import {
+  BodyEndedEarlyError,
+  readChunks,
+  type BodyChunk,
+} from './chunk-reader.js';
 
 async function all(
   source: Readable,
@@ -102,5 +106,83 @@ describe('readChunks', () => {
     expect(second.value?.index).toBe(1);
     await reader.return(undefined);
     expect(source.destroyed).toBe(false); // the caller decides what happens to the rest
+  });
+
+  it('makes chunk 0 smaller and puts the prefix in front of it, in one buffer', async () => {
+    const prefix = Buffer.from('{"head":1}');
+    const source = bytes(10_000, 700);
+    const chunks: BodyChunk[] = [];
+    for await (const chunk of readChunks(source, {
+      chunkSize: 4096,
+      firstChunkSize: 4096 - prefix.length,
+      firstChunkPrefix: prefix,
+    }))
+      chunks.push(chunk);
+    expect(sizes(chunks)).toEqual([
+      [0, 4086, false],
+      [1, 4096, false],
+      [2, 1818, true],
+    ]);
+    const first = chunks[0];
+    expect(first.framed?.subarray(0, prefix.length).equals(prefix)).toBe(true);
+    // data is a view into framed, not a copy
+    expect(first.data.buffer).toBe(first.framed?.buffer);
+    expect(first.data.byteOffset).toBe(
+      first.framed!.byteOffset + prefix.length,
+    );
+    expect(chunks[1].framed).toBeUndefined();
+    expect(
+      Buffer.concat(chunks.map((c) => c.data)).equals(
+        Buffer.concat(await bytes(10_000, 700).toArray()),
+      ),
+    ).toBe(true);
+  });
+
+  it('hands out a chunk of one read as that read, without a copy', async () => {
+    const pieces = [Buffer.alloc(4096, 1), Buffer.alloc(6000, 2)];
+    const chunks: BodyChunk[] = [];
+    for await (const chunk of readChunks(Readable.from(pieces), {
+      chunkSize: 4096,
+    }))
+      chunks.push(chunk);
+    expect(sizes(chunks)).toEqual([
+      [0, 4096, false],
+      [1, 4096, false],
+      [2, 1904, true],
+    ]);
+    expect(chunks[0].data).toBe(pieces[0]);
+    // a slice of one read is a view into it
+    expect(chunks[1].data.buffer).toBe(pieces[1].buffer);
+    expect(chunks[2].data.buffer).toBe(pieces[1].buffer);
+  });
+
+  it('knows the last chunk of a Content-Length body without waiting for the end of the stream', async () => {
+    // A stream that delivers the 8192 declared bytes, then never ends.
+    const source = new Readable({ read() {} });
+    source.push(Buffer.alloc(8192, 7));
+    const reader = readChunks(source, { chunkSize: 4096, expectedBytes: 8192 });
+    const first = await reader.next();
+    const second = await reader.next();
+    expect([first.value?.final, second.value?.final]).toEqual([false, true]);
+    expect((await reader.next()).done).toBe(true);
+    source.destroy();
+  });
+
+  it('yields the empty final chunk of a zero-length body without reading', async () => {
+    const source = new Readable({ read() {} }); // would never end
+    const reader = readChunks(source, { chunkSize: 4096, expectedBytes: 0 });
+    expect(sizes([(await reader.next()).value as BodyChunk])).toEqual([
+      [0, 0, true],
+    ]);
+    source.destroy();
+  });
+
+  it('throws when a Content-Length body ends short', async () => {
+    const reader = readChunks(bytes(5000, 1000), {
+      chunkSize: 4096,
+      expectedBytes: 9000,
+    });
+    expect((await reader.next()).value?.data.length).toBe(4096);
+    await expect(reader.next()).rejects.toThrow(BodyEndedEarlyError);
   });
 });

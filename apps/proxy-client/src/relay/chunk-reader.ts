@@ -1,43 +1,84 @@
 import type { Readable } from 'node:stream';
 
-/** One piece of a request body, as uploaded in one `POST /proxy/chunk`. */
+/** One piece of a request body, as uploaded in one call. */
 export interface BodyChunk {
   index: number;
   data: Buffer;
   /** True on the last piece: nothing follows. */
   final: boolean;
+  /**
+   * Chunk 0 when a `firstChunkPrefix` was given: the prefix followed by
+   * `data` in one buffer (`data` is a view into it), so the one-call
+   * exchange sends its JSON head and first chunk without a second copy.
+   */
+  framed?: Buffer;
 }
 
 export interface ChunkReaderOptions {
-  /** Bytes per chunk (CHUNK_SIZE); every chunk but the last is exactly this size. */
+  /** Bytes per chunk (CHUNK_SIZE); every chunk but the first and the last is exactly this size. */
   chunkSize: number;
+  /** Bytes of chunk 0, when less than `chunkSize` (the exchange leaves room for its JSON head). */
+  firstChunkSize?: number;
+  /** Bytes to put in front of chunk 0, in the same buffer: see {@link BodyChunk.framed}. */
+  firstChunkPrefix?: Buffer;
+  /**
+   * The declared body size (Content-Length), or null when unknown. When
+   * known, the chunk that reaches it is final at once (no waiting for the
+   * stream's end), and a stream that ends before it throws
+   * {@link BodyEndedEarlyError}.
+   */
+  expectedBytes?: number | null;
   /** Most bytes the body may have; exceeding it throws `tooLarge()` at once. */
   maxBytes?: number;
   tooLarge?: (maxBytes: number) => Error;
 }
 
+/** The body stream ended before the bytes its Content-Length promised. */
+export class BodyEndedEarlyError extends Error {
+  readonly code = 'BODY_ENDED_EARLY';
+  constructor(
+    readonly received: number,
+    readonly expected: number,
+  ) {
+    super(
+      `The request body ended after ${received} of ${expected} bytes (Content-Length)`,
+    );
+    this.name = 'BodyEndedEarlyError';
+  }
+}
+
 /**
  * Reads a body stream as chunks of `chunkSize` bytes, one at a time.
  *
- * It only reads while the consumer asks for the next chunk: while a chunk is
- * being uploaded nothing is pulled, the stream's buffer fills and Node stops
- * reading the socket, so the application is slowed down to the gateway's
- * pace and at most one chunk (plus one socket read) is held.
+ * It only reads while the consumer asks for the next chunk: between two
+ * calls nothing is pulled, the stream's buffer fills and Node stops reading
+ * the socket, so the application is slowed down to the gateway's pace and
+ * the reader itself holds at most one chunk being assembled.
  *
- * The last chunk is marked `final`. To know a full chunk is the last, the
- * reader peeks at one more read before yielding it; an empty body yields one
- * empty final chunk. The stream is not destroyed when the consumer stops
- * early: the caller decides what happens to the rest (see app-answers).
+ * No byte is copied when a subarray will do: a chunk made of one socket read
+ * (or a slice of one) is that read; a chunk assembled from several reads is
+ * concatenated once (chunk 0 together with its prefix).
+ *
+ * The last chunk is marked `final`. With a known size the reader counts;
+ * without (chunked upload) it peeks at one more read before yielding a full
+ * chunk, so an empty final chunk is never needed after a full one. An empty
+ * body yields one empty final chunk. The stream is not destroyed when the
+ * consumer stops early: the caller decides what happens to the rest (see
+ * app-answers).
  */
 export async function* readChunks(
   source: Readable,
   options: ChunkReaderOptions,
 ): AsyncGenerator<BodyChunk> {
   const { chunkSize, maxBytes } = options;
+  const expected = options.expectedBytes ?? null;
   const it = source.iterator({ destroyOnReturn: false });
   let pending: Buffer | undefined;
   let ended = false;
+  /** Bytes read from the stream (pending included). */
   let total = 0;
+  /** Bytes handed out in chunks. */
+  let consumed = 0;
 
   /** The next non-empty piece of the stream, or undefined at its end. */
   const pull = async (): Promise<Buffer | undefined> => {
@@ -67,12 +108,14 @@ export async function* readChunks(
 
   try {
     for (let index = 0; ; index++) {
+      const budget =
+        index === 0 ? (options.firstChunkSize ?? chunkSize) : chunkSize;
       const parts: Buffer[] = [];
       let size = 0;
-      while (size < chunkSize) {
+      while (size < budget && consumed + size !== expected) {
         const piece = await pull();
         if (!piece) break;
-        const room = chunkSize - size;
+        const room = budget - size;
         if (piece.length > room) {
           parts.push(piece.subarray(0, room));
           pending = piece.subarray(room);
@@ -82,17 +125,43 @@ export async function* readChunks(
           size += piece.length;
         }
       }
-      let final = size < chunkSize;
-      if (!final && !pending) {
-        pending = await pull();
-        final = pending === undefined;
+      consumed += size;
+      let final: boolean;
+      if (expected !== null) {
+        if (consumed < expected && size < budget) {
+          throw new BodyEndedEarlyError(consumed, expected);
+        }
+        final = consumed >= expected;
+      } else {
+        final = size < budget;
+        if (!final && !pending) {
+          pending = await pull();
+          final = pending === undefined;
+        }
       }
-      yield { index, data: Buffer.concat(parts, size), final };
+      const prefix = index === 0 ? options.firstChunkPrefix : undefined;
+      if (prefix) {
+        const framed = Buffer.concat([prefix, ...parts], prefix.length + size);
+        yield {
+          index,
+          data: framed.subarray(prefix.length),
+          final,
+          framed,
+        };
+      } else {
+        yield { index, data: join(parts, size), final };
+      }
       if (final) return;
     }
   } finally {
     await it.return?.();
   }
+}
+
+/** The parts as one buffer: the part itself when there is one, one copy otherwise. */
+function join(parts: Buffer[], size: number): Buffer {
+  if (parts.length === 1) return parts[0];
+  return Buffer.concat(parts, size);
 }
 
 function defaultTooLarge(maxBytes: number): Error {

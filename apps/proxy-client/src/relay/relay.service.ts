@@ -9,6 +9,7 @@ import type { ConfigType } from '@nestjs/config';
 import { ErrorCode, ProtocolError } from '@app/protocol';
 import { sendErrorAnswer } from '../common/app-answers.js';
 import { clientConfig } from '../config/client.config.js';
+import { withCallTally, type CallTally } from '../gateway/call-tally.js';
 import { ProxyServerApi } from '../gateway/proxy-server-api.js';
 import type { ProxyExchange } from '../listener/proxy-context.js';
 import { newStats, type ExchangeStats } from './exchange.js';
@@ -51,7 +52,9 @@ export class RelayService implements BeforeApplicationShutdown {
     req: IncomingMessage,
     res: ServerResponse,
   ): Promise<void> {
-    const running = this.run(exchange, req, res);
+    const running = withCallTally((tally) =>
+      this.run(exchange, req, res, tally),
+    );
     this.inFlight.add(running);
     const forget = () => this.inFlight.delete(running);
     running.then(forget, forget);
@@ -84,6 +87,7 @@ export class RelayService implements BeforeApplicationShutdown {
     exchange: ProxyExchange,
     req: IncomingMessage,
     res: ServerResponse,
+    tally: CallTally,
   ): Promise<void> {
     const io = { req, res, expectsContinue: exchange.expectsContinue };
     let url = redactUrl(req.url);
@@ -103,6 +107,9 @@ export class RelayService implements BeforeApplicationShutdown {
               chunkSize: this.settings.chunkSize,
               maxBodySize: this.settings.maxBodySize,
               requestTimeoutMs: this.settings.requestTimeoutMs,
+              uploadConcurrency: this.settings.uploadConcurrency,
+              downloadConcurrency: this.settings.downloadConcurrency,
+              combinedCall: this.settings.combinedCall,
               logger: this.logger,
               shutdown: this.shutdown.signal,
             });
@@ -112,7 +119,7 @@ export class RelayService implements BeforeApplicationShutdown {
       stats = newStats(error.status);
     }
     this.access.log(
-      `${req.method} ${url} ${stats.status} up=${stats.bytesUp}B down=${stats.bytesDown}B chunks=${stats.chunksUp}/${stats.chunksDown} ${Date.now() - exchange.startedAt}ms`,
+      `${req.method} ${url} ${stats.status} up=${stats.bytesUp}B down=${stats.bytesDown}B chunks=${stats.chunksUp}/${stats.chunksDown} calls=${tally.calls} ${Date.now() - exchange.startedAt}ms`,
     );
   }
 }
