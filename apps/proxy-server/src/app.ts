@@ -1,3 +1,4 @@
+import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { type LoggerService, type LogLevel } from '@nestjs/common';
 import type { ConfigType } from '@nestjs/config';
@@ -5,6 +6,17 @@ import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { AppModule, type AppModuleOptions } from './app.module.js';
 import { serverConfig } from './config/server.config.js';
+
+/**
+ * How long an idle keep-alive connection from the gateway stays open. Above
+ * every caller's own idle timeout (undici 4 s by default, the local gateway
+ * 30 s, AWS load balancers 60 s), so that the caller always closes first and
+ * never sends a call into a socket this server is just closing (which would
+ * surface as a reset). Node's default is 5 s.
+ */
+export const KEEP_ALIVE_TIMEOUT_MS = 65_000;
+/** Must exceed the keep-alive timeout, or Node cuts idle sockets at this bound instead. */
+export const HEADERS_TIMEOUT_MS = 66_000;
 
 export interface ServerAppOptions extends AppModuleOptions {
   logger?: LoggerService | LogLevel[] | false;
@@ -30,6 +42,9 @@ export async function createServerApp(
   );
   app.disable('x-powered-by');
   app.enableShutdownHooks();
+  const server = app.getHttpServer() as Server;
+  server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
+  server.headersTimeout = HEADERS_TIMEOUT_MS;
   return app;
 }
 

@@ -9,5 +9,6 @@ import { ChunksService } from './chunks.service.js';
   imports: [ConnectionsModule, TargetModule],
   controllers: [ChunksController],
   providers: [ChunksService],
+  exports: [ChunksService],
 })
 export class ChunksModule {}

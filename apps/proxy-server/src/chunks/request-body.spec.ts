@@ -1,48 +1,72 @@
+import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { ErrorCode } from '@app/protocol';
+import { SpoolFile } from '../spool/spool-file.js';
 import { RequestBody } from './request-body.js';
 
 const b = (s: string) => Buffer.from(s);
+const body = (declaredSize: number | undefined, maxBodySize: number) =>
+  new RequestBody({ declaredSize, maxBodySize });
+
+async function drained(request: RequestBody): Promise<string> {
+  const parts: Buffer[] = [];
+  for await (const part of request.drain()) parts.push(part);
+  return Buffer.concat(parts).toString();
+}
 
 describe('RequestBody', () => {
-  it('completes exactly once, when the final chunk and all before it are in', () => {
-    const body = new RequestBody(undefined, 100);
-    expect(body.accept(2, b('c'), true)).toMatchObject({
+  it('completes exactly once, when the final chunk and all before it are in', async () => {
+    const request = body(undefined, 100);
+    expect(await request.accept(2, b('c'), true)).toMatchObject({
       complete: false,
       completedNow: false,
     });
-    expect(body.accept(0, b('a'), false)).toMatchObject({ complete: false });
-    expect(body.accept(1, b('b'), false)).toMatchObject({
+    expect(await request.accept(0, b('a'), false)).toMatchObject({
+      complete: false,
+    });
+    expect(await request.accept(1, b('b'), false)).toMatchObject({
       complete: true,
       completedNow: true,
     });
-    expect(body.accept(1, b('b'), false)).toMatchObject({
+    expect(await request.accept(1, b('b'), false)).toMatchObject({
       complete: true,
       completedNow: false,
     });
-    expect(body.accept(2, b('c'), true)).toMatchObject({
+    expect(await request.accept(2, b('c'), true)).toMatchObject({
       complete: true,
       completedNow: false,
     });
-    expect(Buffer.concat([...body.drain()]).toString()).toBe('abc');
-    expect(body.bufferedBytes).toBe(0);
+    expect(await drained(request)).toBe('abc');
+    expect(request.bufferedBytes).toBe(0);
     // Sizes are remembered after the bytes left: a late re-send is still harmless.
-    expect(body.accept(0, b('a'), false)).toMatchObject({
+    expect(await request.accept(0, b('a'), false)).toMatchObject({
       index: 0,
       complete: true,
     });
   });
 
-  it('numbers chunks without index after the highest index seen', () => {
-    const body = new RequestBody(undefined, 100);
-    expect(body.accept(undefined, b('a'), false).index).toBe(0);
-    expect(body.accept(3, b('d'), false).index).toBe(3);
-    expect(body.accept(undefined, b('e'), false).index).toBe(4);
+  it('keeps a chunk as the pieces it arrived in', async () => {
+    const request = body(undefined, 100);
+    const pieces = [b('ab'), b('cd')];
+    await request.accept(0, pieces, true);
+    const out: Buffer[] = [];
+    for await (const part of request.drain()) out.push(part);
+    expect(out[0]).toBe(pieces[0]);
+    expect(out[1]).toBe(pieces[1]);
   });
 
-  it('accepts an empty final chunk', () => {
-    const body = new RequestBody(3, 100);
-    body.accept(0, b('abc'), false);
-    expect(body.accept(1, b(''), true)).toMatchObject({
+  it('numbers chunks without index after the highest index seen', async () => {
+    const request = body(undefined, 100);
+    expect((await request.accept(undefined, b('a'), false)).index).toBe(0);
+    expect((await request.accept(3, b('d'), false)).index).toBe(3);
+    expect((await request.accept(undefined, b('e'), false)).index).toBe(4);
+  });
+
+  it('accepts an empty final chunk', async () => {
+    const request = body(3, 100);
+    await request.accept(0, b('abc'), false);
+    expect(await request.accept(1, b(''), true)).toMatchObject({
       completedNow: true,
       receivedBytes: 3,
     });
@@ -51,58 +75,153 @@ describe('RequestBody', () => {
   it.each([
     [
       'an index after the final one',
-      (x: RequestBody) => (
-        x.accept(0, b('a'), true),
-        x.accept(1, b('b'), false)
-      ),
+      async (x: RequestBody) => {
+        await x.accept(0, b('a'), true);
+        await x.accept(1, b('b'), false);
+      },
     ],
     [
       'a second, different final index',
-      (x: RequestBody) => (
-        x.accept(1, b('a'), true),
-        x.accept(0, b('b'), true)
-      ),
+      async (x: RequestBody) => {
+        await x.accept(1, b('a'), true);
+        await x.accept(0, b('b'), true);
+      },
     ],
     [
       'a final index below one already received',
-      (x: RequestBody) => (
-        x.accept(3, b('a'), false),
-        x.accept(1, b('b'), true)
-      ),
+      async (x: RequestBody) => {
+        await x.accept(3, b('a'), false);
+        await x.accept(1, b('b'), true);
+      },
     ],
     [
       'a re-sent index with another size',
-      (x: RequestBody) => (
-        x.accept(0, b('a'), false),
-        x.accept(0, b('bb'), false)
-      ),
+      async (x: RequestBody) => {
+        await x.accept(0, b('a'), false);
+        await x.accept(0, b('bb'), false);
+      },
     ],
-  ])('refuses %s with 409 chunk_conflict, and keeps going', (_what, act) => {
-    const body = new RequestBody(undefined, 100);
-    expect(() => act(body)).toThrow(
-      expect.objectContaining({ status: 409, code: ErrorCode.ChunkConflict }),
-    );
-    expect(body.failed).toBeUndefined();
+  ])(
+    'refuses %s with 409 chunk_conflict, and keeps going',
+    async (_what, act) => {
+      const request = body(undefined, 100);
+      await expect(act(request)).rejects.toMatchObject({
+        status: 409,
+        code: ErrorCode.ChunkConflict,
+      });
+      expect(request.failed).toBeUndefined();
+    },
+  );
+
+  it('fails for good on a body larger than the maximum, freeing its bytes', async () => {
+    const request = body(undefined, 5);
+    await request.accept(0, b('abc'), false);
+    await expect(request.accept(1, b('def'), false)).rejects.toMatchObject({
+      status: 413,
+      code: ErrorCode.BodyTooLarge,
+    });
+    expect(request.bufferedBytes).toBe(0);
+    await expect(request.accept(1, b('d'), true)).rejects.toMatchObject({
+      status: 413,
+    });
   });
 
-  it('fails for good on a body larger than the maximum, freeing its bytes', () => {
-    const body = new RequestBody(undefined, 5);
-    body.accept(0, b('abc'), false);
-    expect(() => body.accept(1, b('def'), false)).toThrow(
-      expect.objectContaining({ status: 413, code: ErrorCode.BodyTooLarge }),
-    );
-    expect(body.bufferedBytes).toBe(0);
-    expect(() => body.accept(1, b('d'), true)).toThrow(
-      expect.objectContaining({ status: 413 }),
-    );
+  it('fails for good when the complete body is not body_size long', async () => {
+    const request = body(5, 100);
+    await expect(request.accept(0, b('abc'), true)).rejects.toMatchObject({
+      status: 400,
+      code: ErrorCode.SizeMismatch,
+    });
+    expect(request.failed?.code).toBe(ErrorCode.SizeMismatch);
+    expect(request.complete).toBe(false);
+  });
+});
+
+describe('RequestBody with a spool file', () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'request-body-spec-'));
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
   });
 
-  it('fails for good when the complete body is not body_size long', () => {
-    const body = new RequestBody(5, 100);
-    expect(() => body.accept(0, b('abc'), true)).toThrow(
-      expect.objectContaining({ status: 400, code: ErrorCode.SizeMismatch }),
+  const spooling = (name: string, memoryLimit: number) => {
+    const file = new SpoolFile(join(dir, name));
+    const request = new RequestBody({
+      declaredSize: undefined,
+      maxBodySize: 1000,
+      memoryLimit,
+      spool: () => file,
+    });
+    return { request, file };
+  };
+  const exists = (path: string) =>
+    stat(path).then(
+      () => true,
+      () => false,
     );
-    expect(body.failed?.code).toBe(ErrorCode.SizeMismatch);
-    expect(body.complete).toBe(false);
+
+  it('keeps chunks in memory up to the limit and spools the rest, in any order and in parallel', async () => {
+    const { request, file } = spooling('parallel', 4);
+    const sent = ['ab', 'cd', 'ef', 'gh', 'ij'];
+    // All at once, last first: 'ij' and 'gh' fit in memory, the rest spool.
+    const receipts = await Promise.all(
+      [4, 3, 2, 1, 0].map((i) => request.accept(i, b(sent[i]), i === 4)),
+    );
+    expect(receipts.filter((r) => r.completedNow)).toHaveLength(1);
+    expect(request.bufferedBytes).toBe(4);
+    expect(request.peakBufferedBytes).toBe(4);
+    expect(file.size).toBe(6);
+    expect(await exists(file.path)).toBe(true);
+    expect(await drained(request)).toBe('abcdefghij');
+    request.free();
+    await file.discard();
+    expect(await exists(file.path)).toBe(false);
+  });
+
+  it('answers a re-send whose first copy is still being written once it is stored', async () => {
+    const { request } = spooling('resend', 0);
+    const [first, again] = await Promise.all([
+      request.accept(0, b('abc'), true),
+      request.accept(0, b('abc'), true),
+    ]);
+    expect([first.completedNow, again.completedNow].sort()).toEqual([
+      false,
+      true,
+    ]);
+    expect(again.complete).toBe(true);
+    expect(await drained(request)).toBe('abc');
+  });
+
+  it('fails for good with 507 insufficient_storage when the spool file cannot be made', async () => {
+    // A folder that is a plain file: open fails with ENOTDIR, as a real disk error would.
+    await writeFile(join(dir, 'plain'), '');
+    const file = new SpoolFile(join(dir, 'plain', 'x.body'));
+    const request = new RequestBody({
+      declaredSize: undefined,
+      maxBodySize: 100,
+      memoryLimit: 0,
+      spool: () => file,
+    });
+    await expect(request.accept(0, b('abc'), false)).rejects.toMatchObject({
+      status: 507,
+      code: ErrorCode.InsufficientStorage,
+      message: expect.stringContaining('(ENOTDIR from open)'),
+    });
+    await expect(request.accept(1, b('d'), true)).rejects.toMatchObject({
+      status: 507,
+    });
+  });
+
+  it('deletes the spool file when the body fails', async () => {
+    const { request, file } = spooling('fails', 0);
+    await request.accept(0, b('abc'), false);
+    expect(await exists(file.path)).toBe(true);
+    await expect(
+      request.accept(1, Buffer.alloc(998), false),
+    ).rejects.toMatchObject({ status: 413 });
+    await file.discard();
+    expect(await exists(file.path)).toBe(false);
   });
 });

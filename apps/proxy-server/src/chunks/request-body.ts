@@ -1,4 +1,5 @@
 import { ErrorCode, ProtocolError } from '@app/protocol';
+import type { SpoolFile } from '../spool/spool-file.js';
 
 /** What `POST /proxy/chunk` answers about one accepted chunk. */
 export interface ChunkReceipt {
@@ -11,39 +12,70 @@ export interface ChunkReceipt {
   completedNow: boolean;
 }
 
+/** Where a request body may keep its bytes. */
+export interface RequestBodyOptions {
+  /** `body_size` of the connection, when the client declared it. */
+  declaredSize: number | undefined;
+  maxBodySize: number;
+  /** Bytes kept in memory; chunks beyond go to the spool file. Default: no limit. */
+  memoryLimit?: number;
+  /** Makes the spool file, the first time a chunk does not fit in memory. */
+  spool?: () => SpoolFile;
+}
+
 /**
  * The request body of one connection, assembled from chunks that may arrive
- * in any order, more than once, or (seed clients) without an index.
+ * in any order, in parallel, more than once, or (seed clients) without an
+ * index.
  *
  * Rules (docs/PROTOCOL.md, `POST /proxy/chunk`):
  * - a chunk without index takes the index after the highest one seen;
  * - the same index again with the same size is harmless, with another size
  *   it is a `chunk_conflict`, and so is any index after the final one;
  * - the body is complete once the final chunk and every index before it are
- *   there; `completedNow` is true for exactly one call, which is what makes
+ *   stored; `completedNow` is true for exactly one call, which is what makes
  *   the target request happen exactly once;
  * - more bytes than `maxBodySize`, or a size that cannot match `body_size`,
- *   fail the body for good: its memory is freed and every later call gets
+ *   fail the body for good: its bytes are freed and every later call gets
  *   the same error.
  *
- * Chunks are kept in memory until {@link drain} hands them to the target
- * request one by one; their sizes stay, so a re-sent chunk is still
- * recognised after that.
+ * Memory stays bounded whatever the body's size: chunks are kept in memory
+ * (as the pieces they were read in, never copied) while the body holds at
+ * most `memoryLimit` bytes; later ones are written to a spool file, each at
+ * its own offset, so parallel uploads never wait for each other. The body
+ * is complete only once every chunk is stored. {@link drain} hands the body to
+ * the target request in index order, from memory and file alike, freeing
+ * each chunk as it goes; sizes stay, so a re-sent chunk is still recognised
+ * after that.
  */
 export class RequestBody {
-  private readonly buffers = new Map<number, Buffer>();
+  private readonly memory = new Map<number, readonly Buffer[]>();
+  /** Offsets in the spool file of the chunks stored there. */
+  private readonly spooled = new Map<number, number>();
   private readonly sizes = new Map<number, number>();
+  /** Spool writes still running, by index. */
+  private readonly writing = new Map<number, Promise<void>>();
+  private readonly declaredSize: number | undefined;
+  private readonly maxBodySize: number;
+  private readonly memoryLimit: number;
+  private readonly makeSpool: (() => SpoolFile) | undefined;
+  private spool: SpoolFile | undefined;
   private finalIndex: number | undefined;
   private highestIndex = -1;
   private received = 0;
+  private inMemory = 0;
+  private peakInMemory = 0;
   private completed = false;
   private drained = false;
+  private freed = false;
   private failure: ProtocolError | undefined;
 
-  constructor(
-    private readonly declaredSize: number | undefined,
-    private readonly maxBodySize: number,
-  ) {}
+  constructor(options: RequestBodyOptions) {
+    this.declaredSize = options.declaredSize;
+    this.maxBodySize = options.maxBodySize;
+    this.memoryLimit = options.memoryLimit ?? Number.POSITIVE_INFINITY;
+    this.makeSpool = options.spool;
+  }
 
   get receivedBytes(): number {
     return this.received;
@@ -60,18 +92,31 @@ export class RequestBody {
 
   /** Bytes held in memory, waiting to be sent to the target. */
   get bufferedBytes(): number {
-    let bytes = 0;
-    for (const buffer of this.buffers.values()) bytes += buffer.length;
-    return bytes;
+    return this.inMemory;
   }
 
-  /** Takes one chunk; throws a ProtocolError when it contradicts what came before. */
-  accept(
+  /** The most bytes ever held in memory at once (never above `memoryLimit`). */
+  get peakBufferedBytes(): number {
+    return this.peakInMemory;
+  }
+
+  /** The spool file, once a chunk went there (until the body is freed). */
+  get spoolFile(): SpoolFile | undefined {
+    return this.spool;
+  }
+
+  /**
+   * Takes one chunk and resolves once it is stored; rejects with a
+   * ProtocolError when it contradicts what came before or cannot be stored.
+   */
+  async accept(
     requestedIndex: number | undefined,
-    data: Buffer,
+    data: Buffer | readonly Buffer[],
     final: boolean,
-  ): ChunkReceipt {
+  ): Promise<ChunkReceipt> {
     if (this.failure) throw this.failure;
+    const parts: readonly Buffer[] = Buffer.isBuffer(data) ? [data] : data;
+    const size = parts.reduce((sum, part) => sum + part.length, 0);
     const index = requestedIndex ?? this.highestIndex + 1;
 
     if (this.finalIndex !== undefined && index > this.finalIndex) {
@@ -92,18 +137,21 @@ export class RequestBody {
 
     const known = this.sizes.get(index);
     if (known !== undefined) {
-      if (known !== data.length) {
+      if (known !== size) {
         throw conflict(
-          `Chunk ${index} already arrived with ${known} bytes; this copy has ${data.length}. Re-send a chunk only with the same bytes.`,
+          `Chunk ${index} already arrived with ${known} bytes; this copy has ${size}. Re-send a chunk only with the same bytes.`,
         );
       }
       // A re-send whose first answer was lost: nothing changes, except that
-      // it may be the first time this index is declared final.
+      // it may be the first time this index is declared final. If the first
+      // copy is still being written, answer once it is stored.
       if (final) this.finalIndex = index;
+      await this.settled(this.writing.get(index));
       return this.receipt(index);
     }
+    if (this.freed) throw released();
 
-    if (this.received + data.length > this.maxBodySize) {
+    if (this.received + size > this.maxBodySize) {
       this.fail(
         new ProtocolError(
           413,
@@ -114,44 +162,96 @@ export class RequestBody {
     }
     if (
       this.declaredSize !== undefined &&
-      this.received + data.length > this.declaredSize
+      this.received + size > this.declaredSize
     ) {
       this.fail(
         sizeMismatch(
-          `Chunk ${index} brings the body to ${this.received + data.length} bytes, more than body_size ${this.declaredSize}`,
+          `Chunk ${index} brings the body to ${this.received + size} bytes, more than body_size ${this.declaredSize}`,
         ),
       );
     }
 
-    this.buffers.set(index, data);
-    this.sizes.set(index, data.length);
-    this.received += data.length;
+    // Everything above and below until the write is synchronous: a parallel
+    // chunk sees this one's index, size and finality at once.
+    this.sizes.set(index, size);
+    this.received += size;
     this.highestIndex = Math.max(this.highestIndex, index);
     if (final) this.finalIndex = index;
+
+    if (this.inMemory + size <= this.memoryLimit || !this.makeSpool) {
+      this.memory.set(index, parts);
+      this.inMemory += size;
+      this.peakInMemory = Math.max(this.peakInMemory, this.inMemory);
+    } else {
+      this.spool ??= this.makeSpool();
+      const offset = this.spool.reserve(size);
+      const write = this.spool.write(parts, offset);
+      this.writing.set(index, write);
+      try {
+        await this.settled(write);
+      } finally {
+        this.writing.delete(index);
+      }
+      this.spooled.set(index, offset);
+    }
     return this.receipt(index);
   }
 
   /**
-   * Yields the chunks in index order, each forgotten once handed out, so the
-   * body is never copied into one buffer. Only for a complete body, once.
+   * Waits for a spool write; its failure fails the body (507). Afterwards,
+   * the body may have failed or been freed by someone else meanwhile.
    */
-  *drain(): Generator<Buffer, void, undefined> {
+  private async settled(write: Promise<void> | undefined): Promise<void> {
+    try {
+      await write;
+    } catch (error) {
+      if (!this.failure && !this.freed && error instanceof ProtocolError) {
+        this.fail(error);
+      }
+      if (!this.failure && !this.freed) throw error;
+    }
+    if (this.failure) throw this.failure;
+    if (this.freed && !this.completed) throw released();
+  }
+
+  /**
+   * Yields the body in index order, from memory and spool file, each chunk
+   * forgotten once handed out, so the body is never copied into one buffer.
+   * Only for a complete body, once. Ends early when the body is freed
+   * (connection released while the target request runs).
+   */
+  async *drain(): AsyncGenerator<Buffer, void, undefined> {
     if (!this.completed || this.drained || this.finalIndex === undefined) {
       throw new Error('drain() needs a complete body and runs only once');
     }
     this.drained = true;
     for (let index = 0; index <= this.finalIndex; index++) {
-      const buffer = this.buffers.get(index);
-      // Released (connection deleted) while the target request was running.
-      if (buffer === undefined) return;
-      this.buffers.delete(index);
-      yield buffer;
+      if (this.freed) return;
+      const parts = this.memory.get(index);
+      if (parts) {
+        this.memory.delete(index);
+        this.inMemory -= this.sizes.get(index) ?? 0;
+        yield* parts;
+        continue;
+      }
+      const offset = this.spooled.get(index);
+      if (offset === undefined || !this.spool) return;
+      try {
+        yield* this.spool.read(offset, this.sizes.get(index) ?? 0);
+      } catch (error) {
+        if (this.freed) return;
+        throw error;
+      }
     }
   }
 
-  /** Frees every buffered chunk. */
+  /** Frees every chunk: memory now, the spool file in the background. */
   free(): void {
-    this.buffers.clear();
+    this.freed = true;
+    this.memory.clear();
+    this.inMemory = 0;
+    this.spooled.clear();
+    void this.spool?.discard();
   }
 
   private receipt(index: number): ChunkReceipt {
@@ -159,10 +259,11 @@ export class RequestBody {
     if (
       !this.completed &&
       this.finalIndex !== undefined &&
-      this.sizes.size === this.finalIndex + 1
+      this.sizes.size === this.finalIndex + 1 &&
+      this.writing.size === 0
     ) {
       // No index above the final one is ever accepted, so finalIndex + 1
-      // distinct indices are exactly 0 … finalIndex.
+      // distinct indices are exactly 0 … finalIndex; none is still being written.
       if (
         this.declaredSize !== undefined &&
         this.received !== this.declaredSize
@@ -200,5 +301,13 @@ function sizeMismatch(what: string): ProtocolError {
     400,
     ErrorCode.SizeMismatch,
     `${what}; the connection is closed. Send body_size equal to the bytes you send, or leave it out when unknown.`,
+  );
+}
+
+function released(): ProtocolError {
+  return new ProtocolError(
+    404,
+    ErrorCode.ConnectionNotFound,
+    'The connection was released while this chunk arrived: open a new one with POST /proxy/connection.',
   );
 }

@@ -73,7 +73,7 @@ export class ProtocolExceptionFilter implements ExceptionFilter {
           status,
           body: {
             error: ErrorCode.InvalidRequest,
-            message: `No such endpoint: ${req.method} ${req.path}. proxy-server serves POST and DELETE /proxy/connection, POST /proxy/chunk and GET /proxy/response.`,
+            message: `No such endpoint: ${req.method} ${req.path}. proxy-server serves POST and DELETE /proxy/connection, POST /proxy/chunk, GET /proxy/response and POST /proxy/exchange.`,
           },
         };
       }

@@ -2,7 +2,33 @@ import type { IncomingMessage } from 'node:http';
 import { ErrorCode, ProtocolError } from '@app/protocol';
 
 /**
- * Reads a request body of at most `limit` bytes into memory.
+ * A body as the pieces it arrived in. Kept apart, they are stored and
+ * written on without a copy; {@link joined} makes one buffer only where one
+ * is needed (JSON).
+ */
+export interface BodyPieces {
+  parts: Buffer[];
+  size: number;
+}
+
+/** The pieces as one buffer (the piece itself when there is only one). */
+export function joined(body: BodyPieces): Buffer {
+  return body.parts.length === 1
+    ? body.parts[0]
+    : Buffer.concat(body.parts, body.size);
+}
+
+/** Reads a request body of at most `limit` bytes into one buffer; see {@link readBodyPieces}. */
+export async function readBody(
+  req: IncomingMessage,
+  limit: number,
+  tooLarge: (bytes: number) => ProtocolError,
+): Promise<Buffer> {
+  return joined(await readBodyPieces(req, limit, tooLarge));
+}
+
+/**
+ * Reads a request body of at most `limit` bytes into memory, as its pieces.
  *
  * A `Content-Length` over the limit is refused before a byte is read; a body
  * without one (chunked) is refused as soon as it grows past the limit. In
@@ -10,11 +36,11 @@ import { ErrorCode, ProtocolError } from '@app/protocol';
  * error answer still reaches the client and the keep-alive connection
  * survives. `tooLarge` builds the error, so each route names its own limit.
  */
-export function readBody(
+export function readBodyPieces(
   req: IncomingMessage,
   limit: number,
   tooLarge: (bytes: number) => ProtocolError,
-): Promise<Buffer> {
+): Promise<BodyPieces> {
   const declared = req.headers['content-length'];
   if (declared !== undefined && Number(declared) > limit) {
     return Promise.reject(tooLarge(Number(declared)));
@@ -28,7 +54,7 @@ export function readBody(
       ),
     );
   }
-  return new Promise<Buffer>((resolve, reject) => {
+  return new Promise<BodyPieces>((resolve, reject) => {
     const parts: Buffer[] = [];
     let size = 0;
     const onData = (data: Buffer) => {
@@ -43,7 +69,7 @@ export function readBody(
     };
     const onEnd = () => {
       finish();
-      resolve(Buffer.concat(parts, size));
+      resolve({ parts, size });
     };
     const onError = (error: Error) => {
       finish();

@@ -3,6 +3,8 @@ import {
   MAX_CHUNK_SIZE,
   MAX_RESPONSE_WAIT_MS,
 } from '@app/protocol';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { loadServerConfig } from './server.config.js';
 
 describe('loadServerConfig', () => {
@@ -17,6 +19,13 @@ describe('loadServerConfig', () => {
       maxChunkSize: MAX_CHUNK_SIZE,
       chunkSize: 1024 * 1024,
       cleanupIntervalMs: 30_000,
+      finishedLingerMs: 30_000,
+      spoolThresholdBytes: 8 * 1024 * 1024,
+      spoolDir: join(tmpdir(), 'chunkgate-spool'),
+      connectAllowedPorts: [443],
+      tunnelIdleTimeoutMs: 300_000,
+      tunnelWaitMs: 20_000,
+      tunnelConnectTimeoutMs: 10_000,
       logLevel: 'log',
     });
   });
@@ -32,6 +41,9 @@ describe('loadServerConfig', () => {
       MAX_CHUNK_SIZE: '2048',
       CHUNK_SIZE: '4096',
       CLEANUP_INTERVAL_MS: '100',
+      FINISHED_LINGER_MS: '0',
+      SPOOL_THRESHOLD_BYTES: '0',
+      SPOOL_DIR: '/var/spool/chunkgate',
       LOG_LEVEL: 'debug',
       UNRELATED: 'x',
     });
@@ -45,8 +57,14 @@ describe('loadServerConfig', () => {
       maxChunkSize: 2048,
       chunkSize: 4096,
       cleanupIntervalMs: 100,
+      finishedLingerMs: 0,
+      spoolThresholdBytes: 0,
+      spoolDir: '/var/spool/chunkgate',
       logLevel: 'debug',
     });
+    expect(loadServerConfig({ SPOOL_DIR: 'spool' }).spoolDir).toBe(
+      resolve('spool'),
+    );
     expect(loadServerConfig({ SERVER_LISTEN_PORT: '' }).listenPort).toBe(9090);
   });
 
@@ -69,6 +87,8 @@ describe('loadServerConfig', () => {
     ],
     ['CHUNK_SIZE', '1e6', 'must be a whole number of bytes'],
     ['TARGET_TIMEOUT_MS', '-1', 'must be a whole number of milliseconds'],
+    ['FINISHED_LINGER_MS', '30s', 'must be a whole number of milliseconds'],
+    ['SPOOL_THRESHOLD_BYTES', '8MiB', 'must be a whole number of bytes'],
     [
       'LOG_LEVEL',
       'loud',

@@ -1,3 +1,5 @@
+import { tmpdir } from 'node:os';
+import { isAbsolute, join, resolve } from 'node:path';
 import { registerAs } from '@nestjs/config';
 import { IsOptional, IsString } from 'class-validator';
 import {
@@ -11,6 +13,7 @@ import {
   LogLevel,
   MAX_CHUNK_SIZE,
   MAX_RESPONSE_WAIT_MS,
+  MiB,
   WholeNumber,
   validateEnv,
   DEFAULT_CONNECT_ALLOWED_PORTS,
@@ -54,6 +57,18 @@ class ServerEnv {
   @WholeNumber(10, Number.MAX_SAFE_INTEGER, 'milliseconds')
   CLEANUP_INTERVAL_MS?: number;
 
+  @WholeNumber(0, Number.MAX_SAFE_INTEGER, 'milliseconds')
+  FINISHED_LINGER_MS?: number;
+
+  /** 0 spools every byte of every body. */
+  @WholeNumber(0, Number.MAX_SAFE_INTEGER, 'bytes')
+  SPOOL_THRESHOLD_BYTES?: number;
+
+  @IsOptional()
+  @EmptyIsUnset()
+  @IsString()
+  SPOOL_DIR?: string;
+
   /** Comma-separated ports CONNECT tunnels may reach, e.g. `443,8443`. */
   @EmptyIsUnset()
   @PortList()
@@ -73,6 +88,17 @@ class ServerEnv {
   @EmptyIsUnset()
   @LogLevel()
   LOG_LEVEL?: string;
+}
+
+/** Served connections are forgotten this long after their last chunk left. */
+export const DEFAULT_FINISHED_LINGER_MS = 30_000;
+/** Like nginx's client_body_buffer_size: small bodies never touch the disk. */
+export const DEFAULT_SPOOL_THRESHOLD_BYTES = 8 * MiB;
+
+/** SPOOL_DIR made absolute (relative to the working directory); default `<tmpdir>/chunkgate-spool`. */
+function spoolDirFrom(value: string | undefined): string {
+  if (value === undefined) return join(tmpdir(), 'chunkgate-spool');
+  return isAbsolute(value) ? value : resolve(value);
 }
 
 /** proxy-server's settings, defaults applied. */
@@ -95,6 +121,16 @@ export interface ServerConfig {
   chunkSize: number;
   /** How often expired connections are swept. */
   cleanupIntervalMs: number;
+  /**
+   * How long a connection whose last response chunk was served is kept (its
+   * last chunk only), so that a client whose answer was lost can fetch it
+   * again; then the sweep forgets it. Clients need no DELETE.
+   */
+  finishedLingerMs: number;
+  /** Request body bytes a connection holds in memory; the rest goes to a spool file. */
+  spoolThresholdBytes: number;
+  /** Where spool files go (absolute); this process uses a subfolder of its own. */
+  spoolDir: string;
   /** Ports CONNECT tunnels may reach (CONNECT_ALLOWED_PORTS); others are refused with 403. */
   connectAllowedPorts: number[];
   /** A tunnel through which no byte moved for this long is closed by the sweep. */
@@ -121,6 +157,10 @@ export function loadServerConfig(
     maxChunkSize: v.MAX_CHUNK_SIZE ?? MAX_CHUNK_SIZE,
     chunkSize: v.CHUNK_SIZE ?? DEFAULT_CHUNK_SIZE,
     cleanupIntervalMs: v.CLEANUP_INTERVAL_MS ?? 30_000,
+    finishedLingerMs: v.FINISHED_LINGER_MS ?? DEFAULT_FINISHED_LINGER_MS,
+    spoolThresholdBytes:
+      v.SPOOL_THRESHOLD_BYTES ?? DEFAULT_SPOOL_THRESHOLD_BYTES,
+    spoolDir: spoolDirFrom(v.SPOOL_DIR),
     connectAllowedPorts: parsePortList(
       v.CONNECT_ALLOWED_PORTS ?? DEFAULT_CONNECT_ALLOWED_PORTS,
     ),

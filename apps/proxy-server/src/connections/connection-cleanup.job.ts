@@ -12,9 +12,11 @@ import { ConnectionsService } from './connections.service.js';
 
 /**
  * The scheduled sweep that releases connections nobody released: clients
- * that crashed, lost their network or gave up. Registered as the named
- * interval {@link ConnectionCleanupJob.NAME} every CLEANUP_INTERVAL_MS (a
- * runtime setting, hence SchedulerRegistry rather than `@Interval`).
+ * that crashed, lost their network or gave up, and connections whose whole
+ * response was served FINISHED_LINGER_MS ago (clients send no DELETE then).
+ * Registered as the named interval {@link ConnectionCleanupJob.NAME} every
+ * CLEANUP_INTERVAL_MS (a runtime setting, hence SchedulerRegistry rather
+ * than `@Interval`).
  */
 @Injectable()
 export class ConnectionCleanupJob
@@ -43,9 +45,9 @@ export class ConnectionCleanupJob
     this.scheduler.addInterval(ConnectionCleanupJob.NAME, timer);
   }
 
-  /** One sweep: releases expired connections and returns how many. */
+  /** One sweep: releases expired and finished connections, returns how many. */
   async sweep(): Promise<number> {
-    let released = await this.connections.releaseIdle();
+    let released = await this.connections.releaseExpired();
     for (const more of this.included) released += await more();
     return released;
   }

@@ -13,6 +13,8 @@ export interface ConnectionStore {
   remove(id: string): Promise<Connection | undefined>;
   /** Connections whose last activity is before `cutoff` (clock milliseconds). */
   idleSince(cutoff: number): Promise<Connection[]>;
+  /** Connections whose last response chunk was served before `cutoff`. */
+  finishedSince(cutoff: number): Promise<Connection[]>;
   /** Every connection (for shutdown). */
   all(): Promise<Connection[]>;
 }

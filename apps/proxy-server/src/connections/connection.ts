@@ -1,6 +1,7 @@
 import type { ProtocolError } from '@app/protocol';
 import { RequestBody } from '../chunks/request-body.js';
 import { ResponseChunks } from '../responses/response-chunks.js';
+import type { SpoolFile } from '../spool/spool-file.js';
 import type { TargetRequest } from '../target/target-request.js';
 
 /**
@@ -13,6 +14,13 @@ export class Connection {
   readonly response: ResponseChunks;
   /** When a call last touched this connection (clock milliseconds). */
   lastActivity: number;
+  /**
+   * When the last response chunk was first served (clock milliseconds): the
+   * connection is forgotten FINISHED_LINGER_MS later, without a DELETE.
+   */
+  finishedAt: number | undefined;
+  /** What the connection was opened with, to tell a retry from a different request. */
+  readonly fingerprint: string;
   private readonly abortController = new AbortController();
   private dispatched = false;
 
@@ -22,13 +30,24 @@ export class Connection {
     options: {
       bodySize: number | undefined;
       maxBodySize: number;
+      /** Request body bytes held in memory before the rest is spooled. */
+      memoryLimit: number;
+      spool: () => SpoolFile;
       responseChunkSize: number;
       downloadWindow: number;
       now: number;
+      /** The connection JSON, canonical: a retried exchange must match it. */
+      fingerprint: string;
     },
   ) {
     this.lastActivity = options.now;
-    this.request = new RequestBody(options.bodySize, options.maxBodySize);
+    this.fingerprint = options.fingerprint;
+    this.request = new RequestBody({
+      declaredSize: options.bodySize,
+      maxBodySize: options.maxBodySize,
+      memoryLimit: options.memoryLimit,
+      spool: options.spool,
+    });
     this.response = new ResponseChunks(
       options.responseChunkSize,
       options.downloadWindow,
@@ -57,6 +76,17 @@ export class Connection {
     if (this.dispatched || this.isReleased) return false;
     this.dispatched = true;
     return true;
+  }
+
+  /**
+   * The client got the last response chunk: the request body goes now (the
+   * response keeps only its last chunk), the connection itself at the next
+   * sweep after FINISHED_LINGER_MS.
+   */
+  markFinished(now: number): void {
+    if (this.finishedAt !== undefined) return;
+    this.finishedAt = now;
+    this.request.free();
   }
 
   /** Aborts the target request, frees every buffer and ends every long-poll (404). */

@@ -9,6 +9,7 @@ import { ConnectionCleanupJob } from './connection-cleanup.job.js';
 import { CONNECTION_STORE } from './connection-store.js';
 import { ConnectionsController } from './connections.controller.js';
 import { ConnectionsService } from './connections.service.js';
+import { SpoolModule } from '../spool/spool.module.js';
 import { InMemoryConnectionStore } from './in-memory-connection.store.js';
 import { JsonBodyMiddleware } from './json-body.middleware.js';
 
@@ -18,6 +19,7 @@ import { JsonBodyMiddleware } from './json-body.middleware.js';
  * which the other features find connections.
  */
 @Module({
+  imports: [SpoolModule],
   controllers: [ConnectionsController],
   providers: [
     ConnectionsService,

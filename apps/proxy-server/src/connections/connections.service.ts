@@ -13,6 +13,7 @@ import {
 } from '@app/protocol';
 import { CLOCK, type Clock } from '../common/clock.js';
 import { serverConfig } from '../config/server.config.js';
+import { SpoolService } from '../spool/spool.service.js';
 import { targetRequestFrom } from '../target/target-request.js';
 import { Connection } from './connection.js';
 import { CONNECTION_STORE, type ConnectionStore } from './connection-store.js';
@@ -28,11 +29,56 @@ export class ConnectionsService implements OnModuleDestroy {
   constructor(
     @Inject(CONNECTION_STORE) private readonly store: ConnectionStore,
     @Inject(CLOCK) private readonly clock: Clock,
+    private readonly spool: SpoolService,
     @Inject(serverConfig.KEY)
     private readonly config: ConfigType<typeof serverConfig>,
   ) {}
 
+  /** `POST /proxy/connection`: opens a connection; an id in use is 409, whatever the head. */
   async create(dto: CreateConnectionDto): Promise<ConnectionCreated> {
+    const connection = this.build(dto);
+    if (!(await this.store.add(connection))) throw exists(connection.id);
+    this.opened(connection);
+    return this.created(connection);
+  }
+
+  /**
+   * `POST /proxy/exchange`: opens a connection, or finds the one a lost
+   * answer left behind. The same id with the same head is that retry and
+   * gets the existing connection (no second connection, no second target
+   * request); the same id with another head is 409.
+   */
+  async open(dto: CreateConnectionDto): Promise<Connection> {
+    const connection = this.build(dto);
+    for (;;) {
+      if (await this.store.add(connection)) {
+        this.opened(connection);
+        return connection;
+      }
+      const existing = await this.store.get(connection.id);
+      // Gone between add and get (released or swept): try again.
+      if (!existing) continue;
+      if (existing.fingerprint !== connection.fingerprint) {
+        throw exists(
+          connection.id,
+          ' with another head (a retry must send the same connection JSON)',
+        );
+      }
+      existing.lastActivity = this.clock.now();
+      return existing;
+    }
+  }
+
+  /** The answer of POST /proxy/connection. */
+  created(connection: Connection): ConnectionCreated {
+    return {
+      connection_id: connection.id,
+      ttl_ms: this.config.connectionTtlMs,
+    };
+  }
+
+  /** Checks what the DTO cannot and builds the connection (not stored yet). */
+  private build(dto: CreateConnectionDto): Connection {
     if (dto.method.toUpperCase() === 'CONNECT') {
       throw new ProtocolError(
         400,
@@ -57,31 +103,23 @@ export class ConnectionsService implements OnModuleDestroy {
         `body_size ${bodySize} is larger than MAX_BODY_SIZE (${this.config.maxBodySize} bytes) of this server.`,
       );
     }
-    const connection = new Connection(
-      dto.connection_id.toLowerCase(),
-      targetRequestFrom(dto),
-      {
-        bodySize,
-        maxBodySize: this.config.maxBodySize,
-        responseChunkSize: dto.response_chunk_size ?? this.config.chunkSize,
-        downloadWindow: dto.download_window ?? 1,
-        now: this.clock.now(),
-      },
-    );
-    if (!(await this.store.add(connection))) {
-      throw new ProtocolError(
-        409,
-        ErrorCode.ConnectionExists,
-        `Connection ${connection.id} already exists: choose a new UUID for a new request.`,
-      );
-    }
+    const id = dto.connection_id.toLowerCase();
+    return new Connection(id, targetRequestFrom(dto), {
+      bodySize,
+      maxBodySize: this.config.maxBodySize,
+      memoryLimit: this.config.spoolThresholdBytes,
+      spool: () => this.spool.create(id),
+      responseChunkSize: dto.response_chunk_size ?? this.config.chunkSize,
+      downloadWindow: dto.download_window ?? 1,
+      now: this.clock.now(),
+      fingerprint: fingerprintOf(dto),
+    });
+  }
+
+  private opened(connection: Connection): void {
     this.logger.debug(
       `${connection.id} opened for ${connection.target.method} ${connection.target.display}`,
     );
-    return {
-      connection_id: connection.id,
-      ttl_ms: this.config.connectionTtlMs,
-    };
   }
 
   /** The connection with this id, its idle time reset; 404 when unknown. */
@@ -100,20 +138,30 @@ export class ConnectionsService implements OnModuleDestroy {
     this.logger.debug(`${id} released`);
   }
 
-  /** Releases every connection idle longer than CONNECTION_TTL_MS; returns how many. */
-  async releaseIdle(): Promise<number> {
-    const cutoff = this.clock.now() - this.config.connectionTtlMs;
-    const idle = await this.store.idleSince(cutoff);
-    for (const connection of idle) {
-      await this.store.remove(connection.id);
+  /**
+   * The sweep: forgets every connection idle longer than CONNECTION_TTL_MS,
+   * and every one whose last response chunk was served more than
+   * FINISHED_LINGER_MS ago (its client sends no DELETE). Returns how many.
+   */
+  async releaseExpired(): Promise<number> {
+    const now = this.clock.now();
+    const idle = await this.store.idleSince(now - this.config.connectionTtlMs);
+    const finished = await this.store.finishedSince(
+      now - this.config.finishedLingerMs,
+    );
+    let released = 0;
+    for (const connection of new Set([...idle, ...finished])) {
+      // Only what this sweep removes is released: a DELETE may have come first.
+      if (!(await this.store.remove(connection.id))) continue;
       connection.release();
+      released += 1;
     }
-    if (idle.length > 0) {
+    if (released > 0) {
       this.logger.debug(
-        `released ${idle.length} connection(s) idle for more than ${this.config.connectionTtlMs} ms`,
+        `released ${released} connection(s): idle for more than ${this.config.connectionTtlMs} ms or finished more than ${this.config.finishedLingerMs} ms ago`,
       );
     }
-    return idle.length;
+    return released;
   }
 
   /** On shutdown: abort target requests and end long-polls so the server can close. */
@@ -123,6 +171,36 @@ export class ConnectionsService implements OnModuleDestroy {
       connection.release();
     }
   }
+}
+
+/** 409 for an id in use; `how` says what differs, if known. */
+function exists(id: string, how = ''): ProtocolError {
+  return new ProtocolError(
+    409,
+    ErrorCode.ConnectionExists,
+    `Connection ${id} already exists${how}: choose a new UUID for a new request.`,
+  );
+}
+
+/**
+ * The connection JSON as validated, keys sorted at every level, id in lower
+ * case and a null body_size as absent: two heads that ask for the same
+ * request give the same string.
+ */
+export function fingerprintOf(dto: CreateConnectionDto): string {
+  const sorted = (value: unknown): unknown => {
+    if (Array.isArray(value)) return value.map(sorted);
+    if (typeof value !== 'object' || value === null) return value;
+    return Object.fromEntries(
+      Object.entries(value)
+        .filter(([, v]) => v !== undefined && v !== null)
+        .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+        .map(([k, v]) => [k, sorted(v)]),
+    );
+  };
+  return JSON.stringify(
+    sorted({ ...dto, connection_id: dto.connection_id.toLowerCase() }),
+  );
 }
 
 function notFound(id: string): ProtocolError {

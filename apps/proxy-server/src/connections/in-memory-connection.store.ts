@@ -29,6 +29,12 @@ export class InMemoryConnectionStore implements ConnectionStore {
     );
   }
 
+  async finishedSince(cutoff: number): Promise<Connection[]> {
+    return [...this.connections.values()].filter(
+      (c) => c.finishedAt !== undefined && c.finishedAt < cutoff,
+    );
+  }
+
   async all(): Promise<Connection[]> {
     return [...this.connections.values()];
   }

@@ -1,10 +1,11 @@
 import { Injectable, type NestMiddleware } from '@nestjs/common';
 import type { NextFunction, Request, Response } from 'express';
-import { ErrorCode, MiB, ProtocolError } from '@app/protocol';
 import { readBody } from '../common/read-body.js';
-
-/** The connection JSON carries headers, not bodies: 1 MiB is generous. */
-export const MAX_CONNECTION_JSON_BYTES = MiB;
+import {
+  connectionJsonTooLarge,
+  MAX_CONNECTION_JSON_BYTES,
+  parseConnectionJson,
+} from './connection-json.js';
 
 /**
  * Parses the JSON body of `POST /proxy/connection` into `req.body`, whatever
@@ -19,37 +20,9 @@ export class JsonBodyMiddleware implements NestMiddleware {
     const raw = await readBody(
       req,
       MAX_CONNECTION_JSON_BYTES,
-      (bytes) =>
-        new ProtocolError(
-          413,
-          ErrorCode.BodyTooLarge,
-          `The connection JSON is ${bytes} bytes; at most ${MAX_CONNECTION_JSON_BYTES} are accepted.`,
-        ),
+      connectionJsonTooLarge,
     );
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(raw.toString('utf8'));
-    } catch (error) {
-      throw new ProtocolError(
-        400,
-        ErrorCode.InvalidRequest,
-        raw.length === 0
-          ? 'The body is empty: send the connection as a JSON object.'
-          : `The body is not valid JSON (${error instanceof Error ? error.message : String(error)}): send the connection as a JSON object.`,
-      );
-    }
-    if (
-      typeof parsed !== 'object' ||
-      parsed === null ||
-      Array.isArray(parsed)
-    ) {
-      throw new ProtocolError(
-        400,
-        ErrorCode.InvalidRequest,
-        'The body must be a JSON object describing the connection.',
-      );
-    }
-    req.body = parsed;
+    req.body = parseConnectionJson(raw);
     next();
   }
 }

@@ -105,8 +105,89 @@ describe('ResponseChunks', () => {
       code: ErrorCode.ChunkConflict,
     });
     expect(chunks.bufferedBytes).toBe(6);
-    await ready(chunks, 3); // frees 1
-    expect(chunks.bufferedBytes).toBe(4);
+    await ready(chunks, 3); // frees 1 (window), and 2 (served, and 3 is the last)
+    expect(chunks.bufferedBytes).toBe(2);
+  });
+
+  it('after serving the last chunk keeps only that one: served chunks go at once, the others once served', async () => {
+    const chunks = new ResponseChunks(2, 8);
+    chunks.start(head);
+    chunks.push(Buffer.from('aabbccdd'));
+    chunks.end();
+    await ready(chunks, 0);
+    await ready(chunks, 1);
+    expect(chunks.delivered).toBe(false);
+    // Parallel fetches: the last chunk's answer overtakes chunk 2's.
+    const last = await ready(chunks, 3);
+    expect(last.more).toBe(false);
+    expect(chunks.delivered).toBe(true);
+    expect(chunks.bufferedBytes).toBe(4); // 2, still on its way, and 3
+    expect(text(await ready(chunks, 2))).toBe('cc');
+    expect(chunks.bufferedBytes).toBe(2);
+    for (const gone of [0, 1, 2]) {
+      await expect(chunks.read(gone, 0)).rejects.toMatchObject({
+        status: 409,
+        message: expect.stringContaining('was freed'),
+      });
+    }
+    // A client whose last answer was lost asks again.
+    expect(text(await ready(chunks, 3))).toBe('dd');
+  });
+
+  it('answers a chunk past the end 409 once the end is known, also to a long-poll already waiting for it', async () => {
+    const chunks = new ResponseChunks(4, 8);
+    chunks.start(head);
+    chunks.push(Buffer.from('abcdef'));
+    const prefetch = chunks.read(3, 10_000);
+    const next = chunks.read(2, 10_000);
+    expect(chunks.waiters).toBe(2);
+    chunks.end();
+    await expect(prefetch).rejects.toMatchObject({
+      status: 409,
+      code: ErrorCode.ChunkConflict,
+      message: 'Response chunk 3 is past the end: the last chunk is 1.',
+    });
+    await expect(next).rejects.toMatchObject({ status: 409 });
+    expect(chunks.waiters).toBe(0);
+    await expect(chunks.read(7, 10_000)).rejects.toMatchObject({
+      status: 409,
+    });
+  });
+
+  it('with download_window 8 holds at most 9 sealed chunks and stops the producer until the client catches up', async () => {
+    const chunks = new ResponseChunks(4, 8);
+    chunks.start(head);
+    let pushed = 0;
+    // The producer as TargetService runs it: push, then wait while full.
+    const producer = (async () => {
+      while (pushed < 100) {
+        chunks.push(bytes(4));
+        pushed += 1;
+        if (chunks.full) await chunks.waitForRoom();
+      }
+      chunks.end();
+    })();
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(pushed).toBe(9);
+    expect(chunks.bufferedBytes).toBe(9 * 4);
+    // Fetching 0 and 1 frees nothing (window 8); nothing more is read.
+    await ready(chunks, 0);
+    await ready(chunks, 1);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(pushed).toBe(9);
+    // Asking for 9 says 0 and 1 are delivered: they go, two more are read.
+    const ninth = chunks.read(9, 1000);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(pushed).toBe(11);
+    expect((await ninth).ready).toBe(true);
+    let peak = 0;
+    for (let i = 2; i < 100; i++) {
+      const chunk = await ready(chunks, i, 1000);
+      peak = Math.max(peak, chunks.bufferedBytes);
+      expect(chunk.size).toBe(4);
+    }
+    await producer;
+    expect(peak).toBeLessThanOrEqual(9 * 4);
   });
 
   it('is full while holding more than window sealed chunks, and makes room as they are freed', async () => {

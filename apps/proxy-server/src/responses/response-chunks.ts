@@ -23,6 +23,8 @@ export type ChunkRead = ReadyChunk | PendingChunk;
 interface Sealed {
   parts: Buffer[];
   size: number;
+  /** Served at least once. */
+  served: boolean;
 }
 
 type Wake = 'changed' | 'timeout' | 'aborted';
@@ -58,6 +60,8 @@ export class ResponseChunks {
   private freedBelow = 0;
   /** The highest index served with `more: true`. */
   private announcedMore = -1;
+  /** The last chunk was served: the client has the whole response. */
+  private wholeServed = false;
   private failure: ProtocolError | undefined;
   private released = false;
   private bodyBytes = 0;
@@ -87,6 +91,11 @@ export class ResponseChunks {
 
   get headReceived(): boolean {
     return this.head !== undefined;
+  }
+
+  /** The last chunk was served (X-More-Chunks: false) at least once. */
+  get delivered(): boolean {
+    return this.wholeServed;
   }
 
   /** The body ended or failed: nothing more will be pushed. */
@@ -184,23 +193,13 @@ export class ResponseChunks {
   private tryRead(index: number): ReadyChunk | undefined {
     if (this.released) throw released();
     const chunk = this.sealed.get(index);
-    if (chunk) {
-      const more = this.lastIndex !== index;
-      if (more) this.announcedMore = Math.max(this.announcedMore, index);
-      return {
-        ready: true,
-        index,
-        parts: chunk.parts,
-        size: chunk.size,
-        more,
-        head: index === 0 ? this.head : undefined,
-      };
-    }
-    if (index < this.freedBelow) {
+    if (chunk) return this.serve(index, chunk);
+    if (index < this.openIndex || index < this.freedBelow) {
+      // Cut already, and no longer here: freed.
       throw new ProtocolError(
         409,
         ErrorCode.ChunkConflict,
-        `Response chunk ${index} was freed: a chunk at least download_window (${this.window}) later was already asked for. Ask for chunks in order, at most download_window ahead.`,
+        `Response chunk ${index} was freed: a chunk at least download_window (${this.window}) later was already asked for, or the last chunk was served. Ask for chunks in order, at most download_window ahead.`,
       );
     }
     if (this.lastIndex !== undefined && index > this.lastIndex) {
@@ -212,6 +211,35 @@ export class ResponseChunks {
     }
     if (this.failure) throw this.failure;
     return undefined;
+  }
+
+  /**
+   * Hands out a sealed chunk. Serving the last one means the client has the
+   * whole response (docs/PROTOCOL.md, "Release without a call"): every chunk
+   * already served but the last is freed then, and any other as soon as it
+   * is served — a parallel fetch still on its way gets its chunk — so only
+   * the last one stays for a client whose answer was lost.
+   */
+  private serve(index: number, chunk: Sealed): ReadyChunk {
+    chunk.served = true;
+    const more = this.lastIndex !== index;
+    if (more) this.announcedMore = Math.max(this.announcedMore, index);
+    if (!more && !this.wholeServed) {
+      this.wholeServed = true;
+      for (const [i, sealed] of this.sealed) {
+        if (i !== index && sealed.served) this.sealed.delete(i);
+      }
+    } else if (more && this.wholeServed) {
+      this.sealed.delete(index);
+    }
+    return {
+      ready: true,
+      index,
+      parts: chunk.parts,
+      size: chunk.size,
+      more,
+      head: index === 0 ? this.head : undefined,
+    };
   }
 
   /** A long-poll for the open chunk expired: hand out what it holds rather than nothing. */
@@ -227,6 +255,7 @@ export class ResponseChunks {
       this.sealed.set(this.openIndex, {
         parts: this.open,
         size: this.openBytes,
+        served: false,
       });
     }
     this.openIndex += 1;

@@ -1,14 +1,12 @@
 import { Controller, Get, Headers, HttpCode, Res } from '@nestjs/common';
 import type { Response } from 'express';
 import {
-  encodeHeaderPairs,
-  Header,
   type IncomingHeaders,
   ProxyPath,
   readChunkIndex,
   readConnectionId,
 } from '@app/protocol';
-import type { ChunkRead } from './response-chunks.js';
+import { writeChunk } from './chunk-writer.js';
 import { ResponsesService } from './responses.service.js';
 
 @Controller()
@@ -38,35 +36,4 @@ export class ResponsesController {
       res.off('close', onClose);
     }
   }
-}
-
-function writeChunk(res: Response, chunk: ChunkRead): void {
-  if (!chunk.ready) {
-    const body = JSON.stringify({
-      status: 'pending',
-      message:
-        'The response chunk is not ready yet (the target is still working or sending): ask again.',
-    });
-    res.writeHead(202, {
-      'Content-Type': 'application/json; charset=utf-8',
-      'Content-Length': Buffer.byteLength(body),
-      [Header.ChunkReady]: 'false',
-    });
-    res.end(body);
-    return;
-  }
-  const head: Record<string, string | number> = {
-    'Content-Type': 'application/octet-stream',
-    'Content-Length': chunk.size,
-    [Header.ChunkIndex]: String(chunk.index),
-    [Header.MoreChunks]: String(chunk.more),
-  };
-  if (chunk.head) {
-    head[Header.TargetStatus] = String(chunk.head.status);
-    head[Header.TargetReason] = encodeURIComponent(chunk.head.reason);
-    head[Header.TargetHeaders] = encodeHeaderPairs(chunk.head.headers);
-  }
-  res.writeHead(200, head);
-  for (const part of chunk.parts) res.write(part);
-  res.end();
 }

@@ -8,5 +8,6 @@ import { ResponsesService } from './responses.service.js';
   imports: [ConnectionsModule],
   controllers: [ResponsesController],
   providers: [ResponsesService],
+  exports: [ResponsesService],
 })
 export class ResponsesModule {}

@@ -23,7 +23,8 @@ import { flatHeaders, sendsBody } from './target-request.js';
  * into the connection's response chunks.
  *
  * ```
- * request chunks ──(in index order, one at a time)──▶ undici ──▶ target
+ * request chunks ──(in index order, from memory and spool file,
+ *                   pulled as undici writes: backpressure)──▶ undici ──▶ target
  * target ──▶ head ──▶ response.start()
  *        ──▶ body ──▶ response.push() ──(await room: backpressure)──▶ …
  *        ──▶ end ──▶ response.end()      error ──▶ response.fail(502/504)
@@ -93,6 +94,12 @@ export class TargetService implements OnApplicationShutdown {
       );
     } catch (error) {
       if (connection.isReleased) return;
+      if (error instanceof ProtocolError) {
+        // Ours, not the target's: the spool file could not be read back.
+        this.logger.warn(`${target.method} request: ${error.message}`);
+        response.fail(error);
+        return;
+      }
       const failure = targetFailure(
         error,
         target.display,

@@ -130,6 +130,34 @@ export async function startTestServer(
     }
   }
 
+  /**
+   * `POST /proxy/exchange`: the connection JSON (`head`, as given) followed
+   * by `body`, X-Head-Length the JSON's byte length unless `headLength` says
+   * otherwise (a string is sent as is; null leaves the header out).
+   */
+  function exchangeCall(
+    head: Record<string, unknown>,
+    body: Buffer | string = '',
+    options: { final?: boolean; headLength?: string | null } = {},
+  ): Promise<Answer> {
+    const json = Buffer.from(JSON.stringify(head));
+    const headers: Record<string, string> = {
+      'content-type': 'application/octet-stream',
+    };
+    const length =
+      options.headLength === undefined
+        ? String(json.length)
+        : options.headLength;
+    if (length !== null) headers['x-head-length'] = length;
+    if (options.final ?? true) headers['x-chunk-final'] = 'true';
+    return call(
+      'POST',
+      '/proxy/exchange',
+      headers,
+      Buffer.concat([json, Buffer.from(body)]),
+    );
+  }
+
   /** Opens, sends `body` in one final chunk, and fetches the whole answer. */
   async function exchange(
     fields: Record<string, unknown>,
@@ -152,6 +180,7 @@ export async function startTestServer(
     response,
     fetchAll,
     exchange,
+    exchangeCall,
     close: async () => {
       await app.close();
       await agent.close();
