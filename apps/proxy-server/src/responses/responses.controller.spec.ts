@@ -346,6 +346,61 @@ describe('GET /proxy/response', () => {
     expect(sha256Of(rest.chunks)).toBe(sha256Of(deterministicBytes(size)));
     expect(target.streamed.finished).toBe(true);
   });
+  it('with download_window 8 holds at most 9 sealed chunks (plus the one filling) and reads the target only as the client catches up', async () => {
+    const size = 64 * MiB;
+    const chunkSize = 256 * 1024;
+    const window = 8;
+    const bound = (window + 2) * chunkSize; // window + 1 sealed, one open
+    const { id } = await server.open({
+      port: target.port,
+      path: `/bytes?size=${size}&seed=window8`,
+      response_chunk_size: chunkSize,
+      download_window: window,
+    });
+    await server.chunk(id, '', { index: 0, final: true });
+    const connection = await connectionOf(id);
+    await vi.waitFor(() => expect(connection.response.full).toBe(true));
+    expect(connection.response.bufferedBytes).toBeLessThanOrEqual(bound);
+    const stalledAt = connection.response.receivedBytes;
+    expect(stalledAt).toBeLessThanOrEqual(bound);
+
+    // Fetching chunks 0..7 frees nothing: the client may still need them.
+    for (let i = 0; i < window; i++) {
+      expect((await server.response(id, i)).status).toBe(200);
+    }
+    expect(connection.response.full).toBe(true);
+    expect(connection.response.receivedBytes).toBe(stalledAt);
+    expect(target.streamed.finished).toBe(false);
+
+    // Asking for 8 says chunk 0 was delivered: one more chunk is read.
+    expect((await server.response(id, window)).status).toBe(200);
+    await vi.waitFor(() =>
+      expect(connection.response.receivedBytes).toBeGreaterThan(stalledAt),
+    );
+    await vi.waitFor(() => expect(connection.response.full).toBe(true));
+    expect(connection.response.receivedBytes).toBeLessThanOrEqual(
+      stalledAt + 2 * chunkSize,
+    );
+
+    const received: Buffer[] = [];
+    let peak = 0;
+    for (let index = window + 1; ; index++) {
+      const res = await server.response(id, index);
+      if (res.status === 202) {
+        index -= 1;
+        continue;
+      }
+      expect(res.status).toBe(200);
+      received.push(res.body);
+      peak = Math.max(peak, connection.response.bufferedBytes);
+      if (res.headers['x-more-chunks'] === 'false') break;
+    }
+    expect(peak).toBeLessThanOrEqual(bound);
+    expect(received.reduce((n, c) => n + c.length, 0)).toBe(
+      size - (window + 1) * chunkSize,
+    );
+    expect(target.streamed.finished).toBe(true);
+  });
 });
 
 describe('GET /proxy/response with a slow target', () => {
