@@ -60,14 +60,14 @@ describe('errors through the whole chain', () => {
       expect(body.message).toMatch(/absolute/i);
     });
 
-    it('answers CONNECT with 501 until tunnels exist', async () => {
+    it('answers CONNECT to a port the server does not allow with 403', async () => {
       const answer = await rawExchange(
         system.chain.client.port,
-        'CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n',
-        2000,
+        'CONNECT example.com:22 HTTP/1.1\r\nHost: example.com:22\r\n\r\n',
+        5000,
       );
-      expect(answer).toMatch(/^HTTP\/1\.1 501 /);
-      expect(answer).toContain('not_implemented');
+      expect(answer).toMatch(/^HTTP\/1\.1 403 /);
+      expect(answer).toContain('connect_port_forbidden');
     });
 
     it('answers a malformed request line with 400', async () => {

@@ -489,7 +489,7 @@ describe('proxy-client relaying through a signed gateway with a stage', () => {
     );
   });
 
-  it('answers an origin-form request with 400 and CONNECT with 501', async () => {
+  it('answers an origin-form request and a CONNECT without a port with 400', async () => {
     const res = await fetch(`${client.url}/some/path`);
     expect(res.status).toBe(400);
     expect(await res.json()).toEqual({
@@ -498,15 +498,13 @@ describe('proxy-client relaying through a signed gateway with a stage', () => {
     });
     const socket = net.connect(client.port, '127.0.0.1');
     await once(socket, 'connect');
-    socket.write(
-      'CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n',
-    );
+    socket.write('CONNECT example.com HTTP/1.1\r\nHost: example.com\r\n\r\n');
     let answer = '';
     socket.on('data', (d: Buffer) => (answer += d.toString()));
     await once(socket, 'close');
-    expect(answer).toMatch(/^HTTP\/1\.1 501 Not Implemented\r\n/);
+    expect(answer).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n/);
     expect(answer).toContain(
-      '{"error":"not_implemented","message":"HTTPS tunnels (CONNECT) are not supported yet; use http:// URLs"}',
+      '{"error":"bad_proxy_request","message":"CONNECT needs a target of the form host:port (such as example.com:443), got \\"example.com\\"."}',
     );
   });
 

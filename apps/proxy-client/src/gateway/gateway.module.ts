@@ -57,7 +57,7 @@ export const AWS_CREDENTIALS = Symbol('AWS_CREDENTIALS');
       useFactory: (gateway: GatewayClient) => new ProxyServerApi(gateway),
     },
   ],
-  exports: [ProxyServerApi],
+  exports: [ProxyServerApi, GatewayClient],
 })
 export class GatewayModule implements OnApplicationShutdown {
   constructor(@Inject(GatewayClient) private readonly gateway: GatewayClient) {}

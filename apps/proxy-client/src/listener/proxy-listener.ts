@@ -83,8 +83,14 @@ export class ProxyListener
     this.server.on('checkContinue', (req, res) =>
       this.onRequest(req, res, true),
     );
-    this.server.on('connect', (req: IncomingMessage, socket: Duplex) =>
-      this.onConnect(req, socket),
+    this.server.on(
+      'connect',
+      (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+        // Bytes the application sent right behind the CONNECT head belong
+        // to the tunnel: put back, they are read first.
+        if (head.length > 0) socket.unshift(head);
+        this.onConnect(req, socket);
+      },
     );
     this.server.on('clientError', (err: NodeJS.ErrnoException, socket) =>
       this.onClientError(err, socket),

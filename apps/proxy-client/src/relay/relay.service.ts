@@ -11,6 +11,7 @@ import { sendErrorAnswer } from '../common/app-answers.js';
 import { clientConfig } from '../config/client.config.js';
 import { withCallTally, type CallTally } from '../gateway/call-tally.js';
 import { ProxyServerApi } from '../gateway/proxy-server-api.js';
+import { TunnelApi } from '../tunnel/tunnel-api.js';
 import type { ProxyExchange } from '../listener/proxy-context.js';
 import { newStats, type ExchangeStats } from './exchange.js';
 import { forwardHttp } from './pipeline/forward-http.js';
@@ -18,7 +19,7 @@ import {
   prepareProxyRequest,
   redactUrl,
 } from './pipeline/prepare-proxy-request.js';
-import { rejectConnect } from './pipeline/reject-connect.js';
+import { forwardConnect } from './pipeline/forward-connect.js';
 
 /** Longest wait on shutdown for running exchanges to release their connections. */
 const SHUTDOWN_GRACE_MS = 5_000;
@@ -28,7 +29,7 @@ const SHUTDOWN_GRACE_MS = 5_000;
  *
  * ```
  * request ─▶ prepareProxyRequest ─┬─ http ────▶ forwardHttp
- *                                 ├─ connect ─▶ rejectConnect (501)
+ *                                 ├─ connect ─▶ forwardConnect (tunnel)
  *                                 └─ invalid ─▶ 400 / 413 answer
  * ```
  */
@@ -45,6 +46,7 @@ export class RelayService implements BeforeApplicationShutdown {
     @Inject(clientConfig.KEY)
     private readonly settings: ConfigType<typeof clientConfig>,
     private readonly api: ProxyServerApi,
+    private readonly tunnels: TunnelApi,
   ) {}
 
   relay(
@@ -101,7 +103,12 @@ export class RelayService implements BeforeApplicationShutdown {
       url = request.displayUrl;
       stats =
         request.kind === 'connect'
-          ? await rejectConnect(request, io)
+          ? await forwardConnect(request, io, {
+              tunnels: this.tunnels,
+              chunkSize: this.settings.chunkSize,
+              logger: this.logger,
+              shutdown: this.shutdown.signal,
+            })
           : await forwardHttp(request, io, {
               api: this.api,
               chunkSize: this.settings.chunkSize,

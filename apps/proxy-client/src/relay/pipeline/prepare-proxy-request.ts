@@ -133,7 +133,7 @@ export function prepareProxyRequest(
   const scheme = absolute[1].toLowerCase();
   if (scheme !== 'http') {
     throw badRequest(
-      `Only http:// URLs can be proxied, got ${scheme}://: use http:// URLs (https:// needs CONNECT tunnels, which are not supported yet).`,
+      `Only http:// URLs can be proxied, got ${scheme}://: https:// needs CONNECT tunnels, which curl, browsers and SDKs open by themselves when the proxy URL is http://.`,
     );
   }
   let parsed: URL;
