@@ -23,8 +23,6 @@ export type ChunkRead = ReadyChunk | PendingChunk;
 interface Sealed {
   parts: Buffer[];
   size: number;
-  /** Served at least once. */
-  served: boolean;
 }
 
 type Wake = 'changed' | 'timeout' | 'aborted';
@@ -199,7 +197,7 @@ export class ResponseChunks {
       throw new ProtocolError(
         409,
         ErrorCode.ChunkConflict,
-        `Response chunk ${index} was freed: a chunk at least download_window (${this.window}) later was already asked for, or the last chunk was served. Ask for chunks in order, at most download_window ahead.`,
+        `Response chunk ${index} was freed: a chunk at least download_window (${this.window}) later was already asked for. Ask for chunks in order, at most download_window ahead.`,
       );
     }
     if (this.lastIndex !== undefined && index > this.lastIndex) {
@@ -214,24 +212,17 @@ export class ResponseChunks {
   }
 
   /**
-   * Hands out a sealed chunk. Serving the last one means the client has the
-   * whole response (docs/PROTOCOL.md, "Release without a call"): every chunk
-   * already served but the last is freed then, and any other as soon as it
-   * is served — a parallel fetch still on its way gets its chunk — so only
-   * the last one stays for a client whose answer was lost.
+   * Hands out a sealed chunk. Serving the last one marks the response
+   * {@link delivered}. The chunks still held then are at most the window's
+   * (everything ≤ j − window is freed already), and they stay until the
+   * connection is forgotten: with parallel fetches, the answer of one of
+   * them may have been lost while the last one went through, and the client
+   * asks for it again.
    */
   private serve(index: number, chunk: Sealed): ReadyChunk {
-    chunk.served = true;
     const more = this.lastIndex !== index;
     if (more) this.announcedMore = Math.max(this.announcedMore, index);
-    if (!more && !this.wholeServed) {
-      this.wholeServed = true;
-      for (const [i, sealed] of this.sealed) {
-        if (i !== index && sealed.served) this.sealed.delete(i);
-      }
-    } else if (more && this.wholeServed) {
-      this.sealed.delete(index);
-    }
+    else this.wholeServed = true;
     return {
       ready: true,
       index,
@@ -255,7 +246,6 @@ export class ResponseChunks {
       this.sealed.set(this.openIndex, {
         parts: this.open,
         size: this.openBytes,
-        served: false,
       });
     }
     this.openIndex += 1;
