@@ -97,6 +97,7 @@ describe('TunnelSession (real proxy-server, real sockets)', () => {
         region: 'us-east-1',
         service: 'execute-api',
         callTimeoutMs: 10_000,
+        connections: 16,
         maxRetries: 2,
         baseMs: 5,
       },
