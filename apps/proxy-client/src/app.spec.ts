@@ -7,9 +7,8 @@ import net, { type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import type { INestMicroservice, LoggerService } from '@nestjs/common';
+import type { LoggerService } from '@nestjs/common';
 import { ProxyAgent, request as undiciRequest } from 'undici';
-import { createClientApp } from './app.js';
 import {
   deterministicBytes,
   sha256,
@@ -18,6 +17,14 @@ import {
   type Target,
 } from '../../../test/support/target.js';
 import { RelayService } from './relay/relay.service.js';
+import {
+  errorOf,
+  eventually,
+  header,
+  startClient as startClientApp,
+  viaProxy,
+  type RunningClient,
+} from './testing/proxy-harness.js';
 import {
   startFakeChunkgate,
   type FakeChunkgate,
@@ -50,36 +57,22 @@ const captureLogger: LoggerService = Object.fromEntries(
 
 // ---------------------------------------------------------------- client --
 
-interface Running {
-  app: INestMicroservice;
-  url: string;
-  port: number;
-}
-
 const started: Array<{ close: () => Promise<unknown> }> = [];
 
 /**
- * Starts proxy-client (createClientApp, as main.ts does) with `env` on a
- * free port. Every client here talks to the fake, which knows only the
- * separate calls: the one-call exchange is tested against the real server
- * and gateway (relay/pipeline/forward-http.spec.ts).
+ * Starts proxy-client with `env`. Every client here talks to the fake,
+ * which knows only the separate calls: the one-call exchange is tested
+ * against the real server and gateway (relay/pipeline/forward-http.spec.ts).
  */
-async function startClient(env: Record<string, string>): Promise<Running> {
-  const saved = { ...process.env };
-  Object.assign(process.env, {
-    CLIENT_LISTEN_PORT: '0',
-    COMBINED_CALL: 'false',
-    GATEWAY_RETRY_BASE_MS: '5',
-    ...env,
-  });
-  try {
-    const { app, listener } = await createClientApp({ logger: captureLogger });
-    await app.listen();
-    started.push(app);
-    return { app, url: listener.address().url, port: listener.address().port };
-  } finally {
-    process.env = saved;
-  }
+async function startClient(
+  env: Record<string, string>,
+): Promise<RunningClient> {
+  const client = await startClientApp(
+    { COMBINED_CALL: 'false', ...env },
+    captureLogger,
+  );
+  started.push(client.app);
+  return client;
 }
 
 async function startFake(
@@ -93,83 +86,6 @@ async function startFake(
   });
   started.push(fake);
   return fake;
-}
-
-interface Proxied {
-  status: number;
-  rawHeaders: string[];
-  body: Buffer;
-  /** False when the response broke off before its end. */
-  complete: boolean;
-  /** How sending the request failed, if it did (EPIPE, ECONNRESET). */
-  requestError?: string;
-}
-
-/** One request through the proxy with node:http (absolute-form request line). */
-async function viaProxy(
-  proxyUrl: string,
-  targetUrl: string,
-  options: {
-    method?: string;
-    headers?: http.OutgoingHttpHeaders;
-    body?: Buffer | Buffer[];
-    onResponse?: (res: http.IncomingMessage) => void;
-    /** Default: none, i.e. `Connection: close`. */
-    agent?: http.Agent;
-  } = {},
-): Promise<Proxied> {
-  const proxy = new URL(proxyUrl);
-  const req = http.request({
-    host: proxy.hostname,
-    port: proxy.port,
-    method: options.method ?? 'GET',
-    path: targetUrl,
-    headers: options.headers,
-    agent: options.agent ?? false,
-  });
-  let requestError: string | undefined;
-  req.on('error', (e: NodeJS.ErrnoException) => {
-    requestError = e.code ?? e.message; // a cut-off shows as an incomplete response
-  });
-  const responded = once(req, 'response') as Promise<[http.IncomingMessage]>;
-  if (Array.isArray(options.body)) {
-    for (const piece of options.body)
-      if (!req.write(piece)) await once(req, 'drain');
-    req.end();
-  } else req.end(options.body);
-  const [res] = await responded;
-  options.onResponse?.(res);
-  const parts: Buffer[] = [];
-  res.on('data', (d: Buffer) => parts.push(d));
-  res.on('error', () => undefined); // a cut-off: `complete` stays false
-  await new Promise((resolve) => res.once('close', resolve));
-  if (!req.closed) await new Promise((resolve) => req.once('close', resolve));
-  return {
-    status: res.statusCode ?? 0,
-    rawHeaders: res.rawHeaders,
-    body: Buffer.concat(parts),
-    complete: res.complete,
-    requestError,
-  };
-}
-
-function header(raw: string[], name: string): string[] {
-  const values: string[] = [];
-  for (let i = 0; i < raw.length; i += 2)
-    if (raw[i].toLowerCase() === name) values.push(raw[i + 1]);
-  return values;
-}
-
-function errorOf(p: Proxied): { error: string; message: string } {
-  return JSON.parse(p.body.toString()) as { error: string; message: string };
-}
-
-async function eventually(check: () => boolean, ms = 5000): Promise<void> {
-  const until = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > until) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 /** A port nothing listens on. */
@@ -206,7 +122,7 @@ afterAll(async () => {
 
 describe('proxy-client relaying through a signed gateway with a stage', () => {
   let fake: FakeChunkgate;
-  let client: Running;
+  let client: RunningClient;
   beforeAll(async () => {
     fake = await startFake({ maxBodyBytes: 80 * KiB });
     client = await startClient({

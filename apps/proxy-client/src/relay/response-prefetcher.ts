@@ -1,5 +1,6 @@
 import { PENDING, type ResponseChunk } from '../gateway/proxy-server-api.js';
 import { untilAborted } from './exchange-deadline.js';
+import { contentLength } from './response-writer.js';
 
 /** How many response chunks a download asked for and held at once, at most (for tests). */
 export interface DownloadGauge {
@@ -123,7 +124,7 @@ export async function* prefetchResponse(
     slot.chunk = chunk;
     if (index === 0) {
       headKnown = true;
-      length = contentLength(chunk);
+      length = chunk.head && contentLength(chunk.head);
     }
     if (!chunk.more && (last === undefined || index < last)) last = index;
   };
@@ -205,14 +206,4 @@ export async function* prefetchResponse(
     options.signal.removeEventListener('abort', stop);
     if (!finished) controller.abort(new Error('The download stopped'));
   }
-}
-
-/** The target's Content-Length from chunk 0's head, if it has exactly one valid one. */
-function contentLength(chunk: ResponseChunk): number | undefined {
-  const values = (chunk.head?.headers ?? []).filter(
-    ([name]) => name.toLowerCase() === 'content-length',
-  );
-  if (values.length !== 1 || !/^\d+$/.test(values[0][1].trim()))
-    return undefined;
-  return Number(values[0][1].trim());
 }

@@ -31,6 +31,16 @@ export function writeTargetHead(res: ServerResponse, head: TargetHead): void {
   }
 }
 
+/** The target's Content-Length, if its head has exactly one valid one. */
+export function contentLength(head: TargetHead): number | undefined {
+  const values = head.headers.filter(
+    ([name]) => name.toLowerCase() === 'content-length',
+  );
+  if (values.length !== 1 || !/^\d+$/.test(values[0][1].trim()))
+    return undefined;
+  return Number(values[0][1].trim());
+}
+
 /**
  * Writes one chunk of body, respecting backpressure: when the application
  * reads slower than the gateway delivers, wait for `drain` before asking for

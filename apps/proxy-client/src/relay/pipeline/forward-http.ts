@@ -28,7 +28,11 @@ import {
   prefetchResponse,
   type DownloadGauge,
 } from '../response-prefetcher.js';
-import { writeBody, writeTargetHead } from '../response-writer.js';
+import {
+  contentLength,
+  writeBody,
+  writeTargetHead,
+} from '../response-writer.js';
 import type { HttpProxyRequest } from './prepare-proxy-request.js';
 
 export interface ForwardHttpDeps {
@@ -361,14 +365,25 @@ async function downloadResponse(
     signal: deadline.signal,
     gauge: deps.gauges?.download,
   });
+  /** Body bytes the application's response has to carry, when the target said. */
+  let length: number | undefined;
   for await (const chunk of chunks) {
     deadline.progress();
     if (!chunk.more) relay.finished = true;
-    if (chunk.head) writeTargetHead(io.res, chunk.head);
+    if (chunk.head) {
+      writeTargetHead(io.res, chunk.head);
+      length = contentLength(chunk.head);
+    }
     stats.chunksDown += 1;
     stats.bytesDown += chunk.data.length;
-    await writeBody(io.res, chunk.data, deadline.signal);
-    if (!chunk.more) io.res.end();
+    if (!io.res.writableEnded)
+      await writeBody(io.res, chunk.data, deadline.signal);
+    // The application has its whole response once it has Content-Length
+    // bytes; it may close at once, while the server's last chunk (maybe an
+    // empty one) is still to be fetched: so end now, and fetch on.
+    if (!chunk.more || (length !== undefined && stats.bytesDown >= length)) {
+      if (!io.res.writableEnded) io.res.end();
+    }
   }
 }
 
