@@ -205,10 +205,9 @@ export class RequestBody {
     try {
       await write;
     } catch (error) {
-      if (!this.failure && !this.freed && error instanceof ProtocolError) {
-        this.fail(error);
-      }
-      if (!this.failure && !this.freed) throw error;
+      // A chunk that could not be stored leaves a hole: the body fails for
+      // good, whatever the cause (507 for the disk, 500 for a bug).
+      if (!this.failure && !this.freed) this.fail(storeFailure(error));
     }
     if (this.failure) throw this.failure;
     if (this.freed && !this.completed) throw released();
@@ -301,6 +300,16 @@ function sizeMismatch(what: string): ProtocolError {
     400,
     ErrorCode.SizeMismatch,
     `${what}; the connection is closed. Send body_size equal to the bytes you send, or leave it out when unknown.`,
+  );
+}
+
+function storeFailure(error: unknown): ProtocolError {
+  if (error instanceof ProtocolError) return error;
+  return new ProtocolError(
+    500,
+    ErrorCode.Internal,
+    `proxy-server failed to store a request chunk (a bug: ${error instanceof Error ? error.message : String(error)}); the connection is closed.`,
+    { cause: error },
   );
 }
 
