@@ -113,7 +113,7 @@ describe('prefetchResponse', () => {
   it.each([1, 2, 8])(
     'delivers in order with a window of %i though answers come back out of order; holds at most window + 1',
     async (window) => {
-      const sizes = [SIZE, SIZE, SIZE, SIZE, SIZE, SIZE, SIZE, SIZE, SIZE, 7];
+      const sizes = [...Array.from({ length: 19 }, () => SIZE), 7];
       const { delivered, gauge } = await download(window, sizes);
       expect(delivered.map((c) => c.index)).toEqual(sizes.map((_, i) => i));
       expect(delivered.map((c) => c.data.length)).toEqual(sizes);
@@ -157,6 +157,27 @@ describe('prefetchResponse', () => {
     expect(Math.max(...gauge.asked)).toBeGreaterThan(2); // it did ask past the end
   });
 
+  it.each([
+    [[SIZE, 10], 0],
+    [[SIZE, SIZE, 10], 1],
+    [[SIZE, SIZE, SIZE, 10], 3],
+  ])(
+    'without a Content-Length starts asking ahead slowly: %j costs at most %i calls past its end',
+    async (sizes, wasted) => {
+      const { gauge } = await download(8, sizes);
+      expect(
+        gauge.asked.filter((i) => i >= sizes.length).length,
+      ).toBeLessThanOrEqual(wasted);
+    },
+  );
+
+  it('without a Content-Length widens to the whole window as full chunks keep coming', async () => {
+    const sizes = Array.from({ length: 30 }, () => SIZE);
+    const { gauge } = await download(8, sizes);
+    expect(gauge.maxInFlight).toBe(8);
+    expect(gauge.asked.filter((i) => i >= sizes.length).length).toBeLessThan(8);
+  });
+
   it('asks for a chunk again after 202, and for that chunk only', async () => {
     const server = serverOf([SIZE, 10]);
     const gauge = newDownloadGauge();
@@ -183,7 +204,7 @@ describe('prefetchResponse', () => {
   });
 
   it('throws the failure of a chunk when its turn comes, after the chunks before it', async () => {
-    const server = serverOf([SIZE, SIZE, SIZE, SIZE]);
+    const server = serverOf([SIZE, SIZE, SIZE, SIZE], 4 * SIZE);
     const chunks = prefetchResponse({
       window: 4,
       chunkSize: SIZE,

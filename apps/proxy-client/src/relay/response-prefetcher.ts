@@ -63,8 +63,9 @@ interface Slot {
  *   trip that counts against the gateway's quota;
  * - with a Content-Length, only chunks that can still hold part of the body
  *   are asked for ahead (chunks are at most `chunkSize`), so a response
- *   of known length costs no call past its end; without one, up to
- *   `window` − 1 calls may go past the end and come back 409, ignored;
+ *   of known length costs no call past its end; without one, asking ahead
+ *   starts slowly (see `speculation`) and at most `window` − 1 calls go
+ *   past the end and come back 409, ignored;
  * - whatever the length says, the chunk after one that announced more is
  *   always asked for.
  *
@@ -94,6 +95,8 @@ export async function* prefetchResponse(
   /** Content-Length of the target's response, once chunk 0 is in. */
   let length: number | undefined;
   let headKnown = false;
+  /** Chunks received full and announcing more: evidence of a long response. */
+  let fullChunks = 0;
   let inFlight = 0;
   let delivering = false;
 
@@ -111,17 +114,35 @@ export async function* prefetchResponse(
     if (last !== undefined) return j <= last;
     if (j === 0) return true;
     if (!headKnown) return false;
-    if (slots.get(j - 1)?.chunk?.more) return true;
-    if (j - 1 < next) return true; // the chunk before was delivered: it said more
-    if (length === undefined) return true;
+    if (j <= frontier()) return true;
+    if (length === undefined) return j <= frontier() + speculation();
     let most = deliveredBytes;
     for (let i = next; i < j; i++)
       most += slots.get(i)?.chunk?.data.length ?? chunkSize;
     return most < length;
   };
 
+  /** The highest index known to exist: the one after the latest that announced more. */
+  const frontier = (): number => {
+    let known = next;
+    for (const [i, slot] of slots)
+      if (slot.chunk?.more) known = Math.max(known, i + 1);
+    return known;
+  };
+
+  /**
+   * How far past the frontier to ask when the length is unknown (a chunked
+   * response): nothing until two full chunks came, then 1, 3, 7… up to
+   * `window` − 1, doubling with each full chunk. A response of a few
+   * chunks so costs no call past its end; a long one soon prefetches at
+   * full width, paying at most `window` − 1 calls (409) past its end.
+   */
+  const speculation = (): number =>
+    fullChunks < 2 ? 0 : Math.min(window - 1, 2 ** (fullChunks - 1) - 1);
+
   const record = (index: number, slot: Slot, chunk: ResponseChunk) => {
     slot.chunk = chunk;
+    if (chunk.more && chunk.data.length >= chunkSize) fullChunks += 1;
     if (index === 0) {
       headKnown = true;
       length = chunk.head && contentLength(chunk.head);
