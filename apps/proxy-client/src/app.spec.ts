@@ -468,11 +468,12 @@ describe('proxy-client relaying through a signed gateway with a stage', () => {
       expect(all).not.toContain(secret);
   });
 
-  it('answers 502 explaining CHUNK_SIZE when the gateway refuses a chunk as too large', async () => {
+  it('answers 502 explaining CHUNK_SIZE when the gateway refuses a chunk as too large, and releases the connection', async () => {
     const big = await startClient({
       API_GATEWAY_URL: fake.url,
       CHUNK_SIZE: String(100 * KiB),
     });
+    const before = fake.calls.length;
     const res = await viaProxy(big.url, `${target.url}/echo`, {
       method: 'POST',
       body: Buffer.alloc(150 * KiB),
@@ -481,6 +482,12 @@ describe('proxy-client relaying through a signed gateway with a stage', () => {
     expect(errorOf(res).error).toBe('chunk_too_large');
     expect(errorOf(res).message).toMatch(
       /^The API Gateway refused a chunk of 102400 bytes as larger than it allows \(413: Request Entity Too Large\): lower CHUNK_SIZE/,
+    );
+    // A chunk that failed for good abandons the exchange: DELETE.
+    await eventually(() =>
+      fake.calls
+        .slice(before)
+        .some((c) => c.method === 'DELETE' && c.status === 204),
     );
   });
 
@@ -501,6 +508,50 @@ describe('proxy-client relaying through a signed gateway with a stage', () => {
 });
 
 describe('proxy-client when things fail', () => {
+  it('falls back to the separate calls, for good, when proxy-server predates POST /proxy/exchange', async () => {
+    // What a proxy-server without the exchange answers for an unknown path.
+    const old = await startFake({
+      intercept: (call, res) => {
+        if (call.path !== '/proxy/exchange') return false;
+        res.writeHead(404, { 'content-type': 'application/json' });
+        res.end(
+          '{"error":"invalid_request","message":"No such endpoint: POST /proxy/exchange."}',
+        );
+        return true;
+      },
+    });
+    const client = await startClient({
+      API_GATEWAY_URL: old.url,
+      COMBINED_CALL: 'true',
+    });
+    logs.length = 0;
+    const body = randomBytes(3000);
+    for (let i = 0; i < 2; i++) {
+      const res = await viaProxy(client.url, `${target.url}/echo`, {
+        method: 'POST',
+        body,
+      });
+      expect(JSON.parse(res.body.toString())).toMatchObject({
+        bytes: body.length,
+        sha256: sha256(body),
+      });
+    }
+    expect(old.calls.map((c) => `${c.method} ${c.path} ${c.status}`)).toEqual([
+      'POST /proxy/exchange 404',
+      'POST /proxy/connection 201',
+      'POST /proxy/chunk 200',
+      'GET /proxy/response 200',
+      'POST /proxy/connection 201',
+      'POST /proxy/chunk 200',
+      'GET /proxy/response 200',
+    ]);
+    expect(
+      logs.filter((l) =>
+        l.message.includes('does not know POST /proxy/exchange'),
+      ),
+    ).toHaveLength(1);
+  });
+
   it('answers 502 upstream_unavailable naming the cause and URL when the gateway is unreachable', async () => {
     const port = await closedPort();
     const client = await startClient({
