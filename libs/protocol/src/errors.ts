@@ -38,6 +38,12 @@ export const ErrorCode = {
   InsufficientStorage: 'insufficient_storage',
   /** CONNECT to a port the server does not allow (CONNECT_ALLOWED_PORTS): 403. */
   ConnectPortForbidden: 'connect_port_forbidden',
+  /** The target's address or name is refused by the server (TARGET_DENY_CIDRS, TARGET_ALLOW_CIDRS, TARGET_ALLOW_HOSTS): 403. */
+  TargetForbidden: 'target_forbidden',
+  /** The server holds MAX_CONNECTIONS connections and tunnels already: 503 with Retry-After. */
+  TooManyConnections: 'too_many_connections',
+  /** The call's SigV4 signature is missing or wrong (the server checks it itself: SERVER_AUTH=sigv4): 403. */
+  SignatureInvalid: 'signature_invalid',
   /** An unexpected failure inside chunkgate: a bug, reported as such. */
   Internal: 'internal_error',
 } as const;
