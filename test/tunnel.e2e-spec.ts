@@ -379,6 +379,22 @@ describe('CONNECT tunnels through the whole chain (gateway limit 2 MiB, TLS end 
     await closed;
   });
 
+  it('delivers bytes an application sends right behind its CONNECT, before the 200', async () => {
+    const before = tcp.count;
+    const app = net.connect(system.chain.client.port, '127.0.0.1');
+    await once(app, 'connect');
+    const authority = `127.0.0.1:${tcp.port}`;
+    app.write(
+      `CONNECT ${authority} HTTP/1.1\r\nHost: ${authority}\r\n\r\nearly bytes`,
+    );
+    const far = await tcp.next(before);
+    let upstream = '';
+    far.on('data', (d: Buffer) => (upstream += d.toString()));
+    await vi.waitFor(() => expect(upstream).toBe('early bytes'));
+    // A reset, not a FIN: a FIN would leave the tunnel half-open, as TCP says.
+    app.resetAndDestroy();
+  });
+
   it('closes the target connection when the application resets its socket', async () => {
     const before = tcp.count;
     const tunnel = await connectThrough(proxyUrl, `127.0.0.1:${tcp.port}`);
@@ -425,6 +441,6 @@ describe('CONNECT tunnels through the whole chain (gateway limit 2 MiB, TLS end 
         output().match(/tunnel \S+ to \S+ closed by the client/g) ?? [];
       expect(opened.length).toBeGreaterThanOrEqual(20);
       expect(freed.length).toBe(opened.length);
-    });
+    }, 10_000);
   });
 });
