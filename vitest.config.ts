@@ -11,12 +11,19 @@ export default defineConfig({
       '@app/protocol': fileURLToPath(
         new URL('./libs/protocol/src/index.ts', import.meta.url),
       ),
+      '@app/sigv4': fileURLToPath(
+        new URL('./libs/sigv4/src/index.ts', import.meta.url),
+      ),
     },
   },
   test: {
     globals: true,
     root: './',
-    include: ['apps/**/*.spec.ts', 'libs/**/*.spec.ts', 'test/**/*.e2e-spec.ts'],
+    include: [
+      'apps/**/*.spec.ts',
+      'libs/**/*.spec.ts',
+      'test/**/*.e2e-spec.ts',
+    ],
     testTimeout: 60_000,
     hookTimeout: 120_000,
     pool: 'forks',

@@ -2,8 +2,11 @@
  * The answers API Gateway itself gives (its "gateway responses"), with the
  * status, `{"message": ...}` body and `x-amzn-ErrorType` header AWS uses, so
  * that clients tested against the stand-in see exactly what they will see
- * in AWS. Pure data: no I/O, no framework types.
+ * in AWS. Pure data: no I/O, no framework types. The SigV4 refusals are
+ * the verifier's own (`@app/sigv4`), shared with proxy-server.
  */
+import { SigV4Refusals } from '@app/sigv4';
+
 export interface GatewayResponse {
   status: number;
   message: string;
@@ -11,17 +14,11 @@ export interface GatewayResponse {
   errorType?: string;
 }
 
-/** AWS's words for a signature that does not verify; clients match on them. */
-export const SIGNATURE_MISMATCH_MESSAGE =
-  'The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.';
+export { SIGNATURE_MISMATCH_MESSAGE } from '@app/sigv4';
 
 export const GatewayResponses = {
   /** No `Authorization` header at all. */
-  missingAuthenticationToken: (): GatewayResponse => ({
-    status: 403,
-    message: 'Missing Authentication Token',
-    errorType: 'MissingAuthenticationTokenException',
-  }),
+  missingAuthenticationToken: SigV4Refusals.missingAuthenticationToken,
   /**
    * A path outside the configured stage. AWS answers these with the same
    * message (it does not reveal which paths exist); the stand-in uses 404
@@ -33,25 +30,11 @@ export const GatewayResponses = {
     errorType: 'MissingAuthenticationTokenException',
   }),
   /** The Authorization header is malformed or lacks a part. */
-  incompleteSignature: (message: string): GatewayResponse => ({
-    status: 403,
-    message,
-    errorType: 'IncompleteSignatureException',
-  }),
+  incompleteSignature: SigV4Refusals.incompleteSignature,
   /** Signature, scope or date wrong. */
-  invalidSignature: (
-    message: string = SIGNATURE_MISMATCH_MESSAGE,
-  ): GatewayResponse => ({
-    status: 403,
-    message,
-    errorType: 'InvalidSignatureException',
-  }),
+  invalidSignature: SigV4Refusals.invalidSignature,
   /** The access key id is not one the gateway knows. */
-  unrecognizedClient: (): GatewayResponse => ({
-    status: 403,
-    message: 'The security token included in the request is invalid.',
-    errorType: 'UnrecognizedClientException',
-  }),
+  unrecognizedClient: SigV4Refusals.unrecognizedClient,
   requestTooLarge: (): GatewayResponse => ({
     status: 413,
     message: 'Request Entity Too Large',

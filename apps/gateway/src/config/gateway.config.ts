@@ -11,13 +11,12 @@ import {
   GATEWAY_TIMEOUT_MS,
   HostName,
   HttpUrl,
-  LOCAL_DEV_ACCESS_KEY_ID,
-  LOCAL_DEV_SECRET_ACCESS_KEY,
   LogLevel,
   SigV4Service,
   WholeNumber,
   validateEnv,
 } from '@app/protocol';
+import { parseCredentialList } from '@app/sigv4';
 import { FAULT_KINDS, isFaultKind } from '../faults/fault-plan.js';
 
 /** Splits GATEWAY_FAULT_KINDS into its entries, trimmed, empty ones dropped. */
@@ -99,32 +98,11 @@ class GatewayEnv {
   LOG_LEVEL?: string;
 }
 
-/**
- * Parses `AKID:SECRET,AKID2:SECRET2`. Checked by hand rather than by
- * class-validator because validateEnv quotes the bad value in its message,
- * and this one holds secrets: errors name the entry, never its content.
- */
+/** Parses GATEWAY_CREDENTIALS (`AKID:SECRET,AKID2:SECRET2`); see {@link parseCredentialList}. */
 export function parseCredentials(
   raw: string | undefined,
 ): ReadonlyMap<string, string> {
-  if (raw === undefined || raw.trim() === '') {
-    return new Map([[LOCAL_DEV_ACCESS_KEY_ID, LOCAL_DEV_SECRET_ACCESS_KEY]]);
-  }
-  const credentials = new Map<string, string>();
-  raw.split(',').forEach((entry, index) => {
-    const pair = entry.trim();
-    const colon = pair.indexOf(':');
-    const id = colon === -1 ? '' : pair.slice(0, colon).trim();
-    const secret = colon === -1 ? '' : pair.slice(colon + 1).trim();
-    if (!/^[A-Za-z0-9]+$/.test(id) || secret === '') {
-      throw new Error(
-        `Invalid configuration:\n  GATEWAY_CREDENTIALS: entry ${index + 1} must be ACCESS_KEY_ID:SECRET_ACCESS_KEY ` +
-          '(access key id of letters and digits, non-empty secret; entries separated by commas; value not shown)',
-      );
-    }
-    credentials.set(id, secret);
-  });
-  return credentials;
+  return parseCredentialList(raw, 'GATEWAY_CREDENTIALS');
 }
 
 /** The gateway's settings, validated once at start-up. */

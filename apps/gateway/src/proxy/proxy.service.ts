@@ -5,6 +5,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { ConfigType } from '@nestjs/config';
 import { pairsFromRawHeaders, recordFromPairs } from '@app/protocol';
+import { splitTarget, verifySigV4 } from '@app/sigv4';
 import {
   GatewayResponses,
   type GatewayResponse,
@@ -12,8 +13,6 @@ import {
 import { sendGatewayResponse } from '../common/send-gateway-response.js';
 import { gatewayConfig } from '../config/gateway.config.js';
 import { FaultPlan, type Fault, type FaultKind } from '../faults/fault-plan.js';
-import { splitTarget } from '../sigv4/canonical-request.js';
-import { verifySigV4 } from '../sigv4/sigv4-verifier.js';
 import { DROPPED_BY_GATEWAY, StatsService } from '../stats/stats.service.js';
 import { readBoundedBody } from './body-reader.js';
 import {

@@ -1,8 +1,4 @@
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
-import {
-  GatewayResponses,
-  type GatewayResponse,
-} from '../common/gateway-responses.js';
 import { parseAuthorization } from './authorization-header.js';
 import {
   canonicalHeaders,
@@ -12,25 +8,37 @@ import {
   splitTarget,
   type RawHeaderPairs,
 } from './canonical-request.js';
+import { type SigV4Refusal, SigV4Refusals } from './refusals.js';
 
 /**
  * Verifies AWS Signature Version 4 on a request the way API Gateway does for
  * IAM-authorized methods (`execute-api`). Pure: no I/O, no framework types,
- * the clock passed in, so the gateway, tests and any later server-side
- * check all share it.
+ * the clock passed in, so the local gateway and proxy-server (SERVER_AUTH=sigv4)
+ * share it.
  *
- * The payload hash is always computed from the body actually received; a
- * signed `X-Amz-Content-Sha256` must equal it (so `UNSIGNED-PAYLOAD` is
- * refused, as AWS does for execute-api).
+ * The payload hash is computed from the body received, or given by a
+ * caller that hashed the body itself (see {@link SigV4Request}); a signed
+ * `X-Amz-Content-Sha256` must equal it (so `UNSIGNED-PAYLOAD` is refused,
+ * as AWS does for execute-api).
  */
 
-/** What the verifier needs to know about one request. */
+/**
+ * What the verifier needs to know about one request: its line and headers,
+ * and the body or the body's SHA-256. The hash is for callers that do not
+ * hold the body as one buffer: one that hashed it piece by piece as it
+ * arrived, or one that verifies before reading the body, taking the signed
+ * {@link signedPayloadHash} as the hash, and then checks the body against
+ * it as it reads it.
+ */
 export interface SigV4Request {
   method: string;
   /** Raw request target as received: path and query, e.g. `/prod/a%20b?x=1`. */
   target: string;
   headers: RawHeaderPairs;
-  body: Uint8Array;
+  /** The body received; absent means empty (unless `payloadHash` is given). */
+  body?: Uint8Array;
+  /** The body's SHA-256 in hex, used instead of hashing `body`. */
+  payloadHash?: string;
   /** The time the request arrived. */
   now: Date;
 }
@@ -63,8 +71,8 @@ export type SigV4Verdict =
   | {
       ok: false;
       /** The answer AWS would give. */
-      refusal: GatewayResponse;
-      /** Why, in words for the gateway's debug log (never contains secrets). */
+      refusal: SigV4Refusal;
+      /** Why, in words for the verifying app's debug log (never contains secrets). */
       reason: string;
     };
 
@@ -81,7 +89,7 @@ function headerValue(
   return undefined;
 }
 
-function refuse(refusal: GatewayResponse, reason: string): SigV4Verdict {
+function refuse(refusal: SigV4Refusal, reason: string): SigV4Verdict {
   return { ok: false, refusal, reason };
 }
 
@@ -151,7 +159,7 @@ export function verifySigV4(
   const authorization = headerValue(headers, 'authorization');
   if (authorization === undefined || authorization.trim() === '') {
     return refuse(
-      GatewayResponses.missingAuthenticationToken(),
+      SigV4Refusals.missingAuthenticationToken(),
       'no Authorization header',
     );
   }
@@ -164,7 +172,7 @@ export function verifySigV4(
   );
   if (!parsed.ok) {
     return refuse(
-      GatewayResponses.incompleteSignature(parsed.message),
+      SigV4Refusals.incompleteSignature(parsed.message),
       'malformed Authorization header',
     );
   }
@@ -173,7 +181,7 @@ export function verifySigV4(
   const date = requestDate(amzDateHeader, httpDateHeader);
   if (!date.ok) {
     return refuse(
-      GatewayResponses.incompleteSignature(
+      SigV4Refusals.incompleteSignature(
         `Date must be in ISO-8601 'basic format'. Got '${date.got}'. See http://en.wikipedia.org/wiki/ISO_8601`,
       ),
       'unparseable request date',
@@ -183,7 +191,7 @@ export function verifySigV4(
   const scope = auth.credential.split('/');
   if (scope.length !== 5) {
     return refuse(
-      GatewayResponses.incompleteSignature(
+      SigV4Refusals.incompleteSignature(
         `Credential must have exactly 5 slash-delimited elements, e.g. keyid/date/region/service/term, got '${auth.credential}'`,
       ),
       'malformed credential scope',
@@ -192,7 +200,7 @@ export function verifySigV4(
   const [accessKeyId, scopeDate, scopeRegion, scopeService, terminator] = scope;
   if (terminator !== 'aws4_request') {
     return refuse(
-      GatewayResponses.invalidSignature(
+      SigV4Refusals.invalidSignature(
         `Credential should be scoped with a valid terminator: 'aws4_request', not '${terminator}'. `,
       ),
       'wrong scope terminator',
@@ -205,14 +213,14 @@ export function verifySigV4(
     scopeProblems += `Credential should be scoped to correct service: '${options.service}'. `;
   if (scopeProblems) {
     return refuse(
-      GatewayResponses.invalidSignature(scopeProblems),
-      `credential scoped to ${scopeRegion}/${scopeService}, gateway is ${options.region}/${options.service}`,
+      SigV4Refusals.invalidSignature(scopeProblems),
+      `credential scoped to ${scopeRegion}/${scopeService}, verifier is ${options.region}/${options.service}`,
     );
   }
 
   if (!auth.signedHeaders.includes('host')) {
     return refuse(
-      GatewayResponses.incompleteSignature(
+      SigV4Refusals.incompleteSignature(
         "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.",
       ),
       'host is not a signed header',
@@ -222,14 +230,14 @@ export function verifySigV4(
   const secret = options.credentials.get(accessKeyId);
   if (secret === undefined) {
     return refuse(
-      GatewayResponses.unrecognizedClient(),
+      SigV4Refusals.unrecognizedClient(),
       `unknown access key id ${accessKeyId}`,
     );
   }
 
   if (scopeDate !== date.amzDate.slice(0, 8)) {
     return refuse(
-      GatewayResponses.invalidSignature(
+      SigV4Refusals.invalidSignature(
         `Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '${scopeDate}' != '${date.amzDate.slice(0, 8)}', from '${date.amzDate}'.`,
       ),
       'credential scope date differs from the request date',
@@ -241,7 +249,7 @@ export function verifySigV4(
   const skewMinutes = `${Math.round(maxSkew / 60_000)} min.`;
   if (date.date.getTime() < nowMs - maxSkew) {
     return refuse(
-      GatewayResponses.invalidSignature(
+      SigV4Refusals.invalidSignature(
         `Signature expired: ${date.amzDate} is now earlier than ${toAmzDate(new Date(nowMs - maxSkew))} (${toAmzDate(new Date(nowMs))} - ${skewMinutes})`,
       ),
       'request date too far in the past',
@@ -249,14 +257,16 @@ export function verifySigV4(
   }
   if (date.date.getTime() > nowMs + maxSkew) {
     return refuse(
-      GatewayResponses.invalidSignature(
+      SigV4Refusals.invalidSignature(
         `Signature not yet current: ${date.amzDate} is still later than ${toAmzDate(new Date(nowMs + maxSkew))} (${toAmzDate(new Date(nowMs))} + ${skewMinutes})`,
       ),
       'request date too far in the future',
     );
   }
 
-  const payloadHash = sha256Hex(request.body);
+  const payloadHash =
+    request.payloadHash?.toLowerCase() ??
+    sha256Hex(request.body ?? new Uint8Array(0));
   const declaredHash = headerValue(headers, 'x-amz-content-sha256');
   if (
     declaredHash !== undefined &&
@@ -264,7 +274,7 @@ export function verifySigV4(
     declaredHash.trim().toLowerCase() !== payloadHash
   ) {
     return refuse(
-      GatewayResponses.invalidSignature(),
+      SigV4Refusals.invalidSignature(),
       declaredHash.trim() === 'UNSIGNED-PAYLOAD'
         ? 'UNSIGNED-PAYLOAD is not accepted: the body must be signed'
         : 'x-amz-content-sha256 does not match the body received',
@@ -314,7 +324,35 @@ export function verifySigV4(
     }
   }
   return refuse(
-    GatewayResponses.invalidSignature(),
+    SigV4Refusals.invalidSignature(),
     'signature does not match (wrong secret, or the request was changed after signing)',
   );
+}
+
+/** SHA-256 of the empty body, in lower-case hex. */
+export const EMPTY_PAYLOAD_SHA256 = sha256Hex(new Uint8Array(0));
+
+const SHA256_HEX = /^[0-9a-fA-F]{64}$/;
+
+/**
+ * The body hash a request vouches for: `X-Amz-Content-Sha256` when it is a
+ * SHA-256 in hex and a signed header (listed in the Authorization header's
+ * SignedHeaders), so that the signature covers it. Otherwise `undefined`:
+ * absent, unsigned, `UNSIGNED-PAYLOAD` or malformed, and then only hashing
+ * the body itself tells what was signed.
+ */
+export function signedPayloadHash(headers: RawHeaderPairs): string | undefined {
+  const declared = headerValue(headers, 'x-amz-content-sha256')?.trim();
+  const authorization = headerValue(headers, 'authorization');
+  if (!declared || !SHA256_HEX.test(declared) || !authorization) {
+    return undefined;
+  }
+  const parsed = parseAuthorization(authorization, true);
+  if (
+    !parsed.ok ||
+    !parsed.value.signedHeaders.includes('x-amz-content-sha256')
+  ) {
+    return undefined;
+  }
+  return declared.toLowerCase();
 }

@@ -2,13 +2,15 @@ import { createHash, createHmac } from 'node:crypto';
 import { Sha256 } from '@aws-crypto/sha256-js';
 import { HttpRequest } from '@smithy/protocol-http';
 import { SignatureV4 } from '@smithy/signature-v4';
-import { SIGNATURE_MISMATCH_MESSAGE } from '../common/gateway-responses.js';
 import {
   canonicalQuery,
   canonicalUri,
   splitTarget,
 } from './canonical-request.js';
+import { SIGNATURE_MISMATCH_MESSAGE } from './refusals.js';
 import {
+  EMPTY_PAYLOAD_SHA256,
+  signedPayloadHash,
   verifySigV4,
   type SigV4Request,
   type SigV4Verdict,
@@ -477,6 +479,65 @@ describe('verifySigV4 against smithy SignatureV4 signatures', () => {
         /^Credential must have exactly 5 slash-delimited elements/,
       );
     });
+  });
+});
+
+describe('a payload hash instead of the body', () => {
+  /** The request without its body: what a verifier that has not read it yet knows. */
+  function withoutBody(req: SigV4Request, payloadHash: string): SigV4Request {
+    return {
+      method: req.method,
+      target: req.target,
+      headers: req.headers,
+      now: req.now,
+      payloadHash,
+    };
+  }
+
+  it('verifies with the signed X-Amz-Content-Sha256 before the body is read', async () => {
+    const req = await signed({ method: 'POST', path: '/x', body: 'abc' });
+    const claimed = signedPayloadHash(req.headers);
+    expect(claimed).toBe(createHash('sha256').update('abc').digest('hex'));
+    expect(
+      verifySigV4(withoutBody(req, claimed as string), options),
+    ).toMatchObject({ ok: true });
+  });
+
+  it('verifies with a hash the caller computed itself, and refuses a wrong one', async () => {
+    const req = await signed({
+      method: 'POST',
+      path: '/x',
+      body: 'abc',
+      applyChecksum: false,
+    });
+    const right = createHash('sha256').update('abc').digest('hex');
+    const wrong = createHash('sha256').update('abd').digest('hex');
+    expect(verifySigV4(withoutBody(req, right), options).ok).toBe(true);
+    expect(refusal(verifySigV4(withoutBody(req, wrong), options)).message).toBe(
+      SIGNATURE_MISMATCH_MESSAGE,
+    );
+  });
+
+  it('vouches for no hash that is absent, unsigned, not hex, or UNSIGNED-PAYLOAD', async () => {
+    const unsigned = await signed({
+      method: 'POST',
+      path: '/x',
+      body: 'abc',
+      applyChecksum: false,
+    });
+    expect(signedPayloadHash(unsigned.headers)).toBeUndefined();
+    const added = withHeader(
+      unsigned,
+      'x-amz-content-sha256',
+      EMPTY_PAYLOAD_SHA256,
+    );
+    expect(signedPayloadHash(added.headers)).toBeUndefined();
+    const unsignedPayload = await signed({
+      method: 'POST',
+      path: '/x',
+      headers: { 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD' },
+    });
+    expect(signedPayloadHash(unsignedPayload.headers)).toBeUndefined();
   });
 });
 
