@@ -75,6 +75,12 @@ export function cutOff(res: ServerResponse): void {
  * Reads the rest of the request body and throws it away. Resolves when it
  * ended, or after LINGER_MS, when the socket is destroyed: an application
  * that keeps sending is not waited for forever.
+ *
+ * It drains through a `'data'` listener rather than `resume()` alone: while
+ * the chunk reader's iterator still holds a `'readable'` listener (it lets
+ * go asynchronously), `resume()` has no effect, but Node switches the stream
+ * to flowing as soon as the last `'readable'` listener goes if a `'data'`
+ * listener is there.
  */
 function discard(req: IncomingMessage): Promise<void> {
   if (req.complete || req.destroyed) return Promise.resolve();
@@ -84,14 +90,17 @@ function discard(req: IncomingMessage): Promise<void> {
       req.socket?.destroy();
     }, LINGER_MS);
     timer.unref();
+    const drop = () => undefined;
     const finish = () => {
       clearTimeout(timer);
+      req.off('data', drop);
       req.off('end', finish);
       req.off('close', finish);
       resolve();
     };
     req.once('end', finish);
     req.once('close', finish);
+    req.on('data', drop);
     req.resume();
   });
 }

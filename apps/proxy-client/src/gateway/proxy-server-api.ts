@@ -225,12 +225,7 @@ export class ProxyServerApi {
     ) {
       return { kind: 'unsupported' };
     }
-    throw this.failure(
-      answer,
-      ProxyPath.Exchange,
-      'POST',
-      framed.length - headLength,
-    );
+    throw this.failure(answer, ProxyPath.Exchange, 'POST', framed.length);
   }
 
   /** `DELETE /proxy/connection`. A 404 answering a retry means the lost first attempt freed it. */

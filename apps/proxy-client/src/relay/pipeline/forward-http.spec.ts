@@ -299,6 +299,23 @@ describe('default mode: COMBINED_CALL, UPLOAD_CONCURRENCY=8, DOWNLOAD_CONCURRENC
     expect(stats.by_path['/proxy/response'] ?? 0).toBeLessThan(39);
   });
 
+  it('answers 502 naming CHUNK_SIZE when the exchange is larger than the gateway allows, without resetting the application', async () => {
+    const big = await client({ CHUNK_SIZE: String(3 * MiB) });
+    const started = Date.now();
+    const res = await viaProxy(big, `${target.url}/echo`, {
+      method: 'POST',
+      body: randomBytes(4 * MiB), // Connection: close, 1 MiB still unread
+    });
+    expect(res.status).toBe(502);
+    expect(res.requestError).toBeUndefined();
+    expect(errorOf(res)).toEqual({
+      error: 'chunk_too_large',
+      message: `The API Gateway refused a chunk of ${3 * MiB} bytes as larger than it allows (413: Request Entity Too Large): lower CHUNK_SIZE below the gateway's payload limit`,
+    });
+    expect(Date.now() - started).toBeLessThan(5000); // not after the 10 s linger
+    expect(trace()).toEqual(['POST /proxy/exchange']);
+  });
+
   it("passes the target's failure on the exchange as 502 and releases the connection", async () => {
     const s = net.createServer().listen(0, '127.0.0.1');
     await once(s, 'listening');
