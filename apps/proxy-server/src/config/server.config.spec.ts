@@ -26,8 +26,80 @@ describe('loadServerConfig', () => {
       tunnelIdleTimeoutMs: 300_000,
       tunnelWaitMs: 20_000,
       tunnelConnectTimeoutMs: 10_000,
+      targetRules: {
+        denyCidrs: [
+          expect.objectContaining({ text: '169.254.0.0/16' }),
+          expect.objectContaining({ text: 'fd00:ec2::254/128' }),
+        ],
+        allowCidrs: undefined,
+        allowHosts: undefined,
+      },
+      maxConnections: 1000,
+      auth: { kind: 'none' },
       logLevel: 'log',
     });
+  });
+
+  it('reads the target rules, the connection limit and SigV4 auth', () => {
+    const config = loadServerConfig({
+      TARGET_DENY_CIDRS: ' 10.0.0.0/8 , [fd00::1], 192.168.1.1',
+      TARGET_ALLOW_CIDRS: '0.0.0.0/0,::/0',
+      TARGET_ALLOW_HOSTS: 'API.example.com., *.internal.example.com, [::1]',
+      MAX_CONNECTIONS: '5',
+      SERVER_AUTH: 'sigv4',
+      SERVER_AUTH_CREDENTIALS: 'AKIDONE:secret-one, AKIDTWO:s:2',
+      AWS_REGION: 'eu-west-1',
+      SERVICE: 'lambda',
+    });
+    expect(config.targetRules.denyCidrs.map((c) => c.text)).toEqual([
+      '10.0.0.0/8',
+      '[fd00::1]',
+      '192.168.1.1',
+    ]);
+    expect(config.targetRules.denyCidrs[1].list.check('fd00::1', 'ipv6')).toBe(
+      true,
+    );
+    expect(config.targetRules.allowCidrs?.map((c) => c.text)).toEqual([
+      '0.0.0.0/0',
+      '::/0',
+    ]);
+    expect(config.targetRules.allowHosts).toEqual([
+      'api.example.com',
+      '*.internal.example.com',
+      '::1',
+    ]);
+    expect(config.maxConnections).toBe(5);
+    expect(config.auth).toEqual({
+      kind: 'sigv4',
+      region: 'eu-west-1',
+      service: 'lambda',
+      credentials: new Map([
+        ['AKIDONE', 'secret-one'],
+        ['AKIDTWO', 's:2'],
+      ]),
+    });
+    const local = loadServerConfig({ SERVER_AUTH: 'sigv4' }).auth;
+    expect(local).toMatchObject({
+      region: 'us-east-1',
+      service: 'execute-api',
+    });
+    expect(local.kind === 'sigv4' && [...local.credentials.keys()]).toEqual([
+      'AKIDCHUNKGATELOCALDEV',
+    ]);
+  });
+
+  it('names SERVER_AUTH_CREDENTIALS without showing a secret', () => {
+    let message = '';
+    try {
+      loadServerConfig({
+        SERVER_AUTH: 'sigv4',
+        SERVER_AUTH_CREDENTIALS: 'AKIDONE:Zq9hidden,broken',
+      });
+    } catch (error) {
+      message = (error as Error).message;
+    }
+    expect(message).toContain('SERVER_AUTH_CREDENTIALS: entry 2 must be');
+    expect(message).not.toContain('Zq9hidden');
   });
 
   it('reads every variable, port 0 included; empty counts as unset', () => {
@@ -89,6 +161,24 @@ describe('loadServerConfig', () => {
     ['TARGET_TIMEOUT_MS', '-1', 'must be a whole number of milliseconds'],
     ['FINISHED_LINGER_MS', '30s', 'must be a whole number of milliseconds'],
     ['SPOOL_THRESHOLD_BYTES', '8MiB', 'must be a whole number of bytes'],
+    [
+      'TARGET_DENY_CIDRS',
+      '169.254.0.0/33',
+      'must be a comma-separated list of networks in CIDR notation',
+    ],
+    [
+      'TARGET_ALLOW_CIDRS',
+      '10.0.0.0/8,intranet',
+      'must be a comma-separated list of networks in CIDR notation',
+    ],
+    [
+      'TARGET_ALLOW_HOSTS',
+      'https://example.com',
+      'must be a comma-separated list of host names, *.domain wildcards or IP addresses',
+    ],
+    ['TARGET_ALLOW_HOSTS', 'a.*.example.com', 'must be a comma-separated'],
+    ['MAX_CONNECTIONS', '0', 'must be a whole number from 1 to 1000000'],
+    ['SERVER_AUTH', 'iam', 'must be none or sigv4'],
     [
       'LOG_LEVEL',
       'loud',

@@ -1,7 +1,7 @@
 import { tmpdir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { registerAs } from '@nestjs/config';
-import { IsOptional, IsString } from 'class-validator';
+import { IsIn, IsOptional, IsString } from 'class-validator';
 import {
   DEFAULT_CHUNK_SIZE,
   DEFAULT_CONNECTION_TTL_MS,
@@ -20,7 +20,20 @@ import {
   DEFAULT_TUNNEL_CONNECT_TIMEOUT_MS,
   DEFAULT_TUNNEL_IDLE_TIMEOUT_MS,
   DEFAULT_TUNNEL_WAIT_MS,
+  AwsRegion,
+  DEFAULT_REGION,
+  DEFAULT_SERVICE,
+  SigV4Service,
 } from '@app/protocol';
+import { parseCredentialList } from '@app/sigv4';
+import {
+  CidrList,
+  DEFAULT_TARGET_DENY_CIDRS,
+  HostPatternList,
+  parseCidrList,
+  parseHostPatterns,
+} from '../target/target-rules.js';
+import type { TargetRules } from '../target/target-guard.js';
 import { parsePortList, PortList } from '../tunnels/port-list.js';
 
 /** The variables proxy-server reads, as they are validated at start-up. */
@@ -85,10 +98,43 @@ class ServerEnv {
   @WholeNumber(1, MAX_RESPONSE_WAIT_MS, 'milliseconds')
   TUNNEL_CONNECT_TIMEOUT_MS?: number;
 
+  /** Networks never connected to (default: cloud metadata endpoints). */
+  @EmptyIsUnset()
+  @CidrList()
+  TARGET_DENY_CIDRS?: string;
+
+  /** When set, the only networks connected to. */
+  @EmptyIsUnset()
+  @CidrList()
+  TARGET_ALLOW_CIDRS?: string;
+
+  /** When set, the only host names (and `*.` wildcards) connected to. */
+  @EmptyIsUnset()
+  @HostPatternList()
+  TARGET_ALLOW_HOSTS?: string;
+
+  /** Connections and tunnels held at once; one more is answered 503. */
+  @WholeNumber(1, 1_000_000)
+  MAX_CONNECTIONS?: number;
+
+  @EmptyIsUnset()
+  @IsOptional()
+  @IsIn(['none', 'sigv4'], { message: 'must be none or sigv4' })
+  SERVER_AUTH?: string;
+
+  @AwsRegion()
+  AWS_REGION?: string;
+
+  @SigV4Service()
+  SERVICE?: string;
+
   @EmptyIsUnset()
   @LogLevel()
   LOG_LEVEL?: string;
 }
+
+/** Connections and tunnels the server holds at once unless MAX_CONNECTIONS says otherwise. */
+export const DEFAULT_MAX_CONNECTIONS = 1000;
 
 /** Served connections are forgotten this long after their last chunk left. */
 export const DEFAULT_FINISHED_LINGER_MS = 30_000;
@@ -139,6 +185,23 @@ export interface ServerConfig {
   tunnelWaitMs: number;
   /** How long opening a tunnel's TCP connection (DNS and handshake) may take. */
   tunnelConnectTimeoutMs: number;
+  /** Which targets may be connected to (the SSRF guard's rules). */
+  targetRules: TargetRules;
+  /** Connections and tunnels held at once (MAX_CONNECTIONS). */
+  maxConnections: number;
+  /**
+   * SERVER_AUTH=sigv4: the server verifies every call's SigV4 signature
+   * itself, with these credentials, region and service; `none` (default)
+   * leaves that to the gateway in front of it.
+   */
+  auth:
+    | { kind: 'none' }
+    | {
+        kind: 'sigv4';
+        region: string;
+        service: string;
+        credentials: ReadonlyMap<string, string>;
+      };
   logLevel: string;
 }
 
@@ -169,6 +232,33 @@ export function loadServerConfig(
     tunnelWaitMs: v.TUNNEL_WAIT_MS ?? DEFAULT_TUNNEL_WAIT_MS,
     tunnelConnectTimeoutMs:
       v.TUNNEL_CONNECT_TIMEOUT_MS ?? DEFAULT_TUNNEL_CONNECT_TIMEOUT_MS,
+    targetRules: {
+      denyCidrs: parseCidrList(
+        v.TARGET_DENY_CIDRS ?? DEFAULT_TARGET_DENY_CIDRS,
+      ),
+      allowCidrs:
+        v.TARGET_ALLOW_CIDRS === undefined
+          ? undefined
+          : parseCidrList(v.TARGET_ALLOW_CIDRS),
+      allowHosts:
+        v.TARGET_ALLOW_HOSTS === undefined
+          ? undefined
+          : parseHostPatterns(v.TARGET_ALLOW_HOSTS),
+    },
+    maxConnections: v.MAX_CONNECTIONS ?? DEFAULT_MAX_CONNECTIONS,
+    auth:
+      v.SERVER_AUTH === 'sigv4'
+        ? {
+            kind: 'sigv4',
+            region: v.AWS_REGION ?? DEFAULT_REGION,
+            service: v.SERVICE ?? DEFAULT_SERVICE,
+            // Read apart from validateEnv, whose messages quote values: secrets.
+            credentials: parseCredentialList(
+              env.SERVER_AUTH_CREDENTIALS,
+              'SERVER_AUTH_CREDENTIALS',
+            ),
+          }
+        : { kind: 'none' },
     logLevel: v.LOG_LEVEL ?? 'log',
   };
 }

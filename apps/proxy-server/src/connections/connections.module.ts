@@ -10,6 +10,7 @@ import { CONNECTION_STORE } from './connection-store.js';
 import { ConnectionsController } from './connections.controller.js';
 import { ConnectionsService } from './connections.service.js';
 import { SpoolModule } from '../spool/spool.module.js';
+import { TargetModule } from '../target/target.module.js';
 import { InMemoryConnectionStore } from './in-memory-connection.store.js';
 import { JsonBodyMiddleware } from './json-body.middleware.js';
 
@@ -19,7 +20,7 @@ import { JsonBodyMiddleware } from './json-body.middleware.js';
  * which the other features find connections.
  */
 @Module({
-  imports: [SpoolModule],
+  imports: [SpoolModule, TargetModule],
   controllers: [ConnectionsController],
   providers: [
     ConnectionsService,

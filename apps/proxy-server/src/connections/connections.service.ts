@@ -14,6 +14,7 @@ import {
 import { CLOCK, type Clock } from '../common/clock.js';
 import { serverConfig } from '../config/server.config.js';
 import { SpoolService } from '../spool/spool.service.js';
+import { TargetGuard } from '../target/target-guard.js';
 import { targetRequestFrom } from '../target/target-request.js';
 import { Connection } from './connection.js';
 import { CONNECTION_STORE, type ConnectionStore } from './connection-store.js';
@@ -30,6 +31,7 @@ export class ConnectionsService implements OnModuleDestroy {
     @Inject(CONNECTION_STORE) private readonly store: ConnectionStore,
     @Inject(CLOCK) private readonly clock: Clock,
     private readonly spool: SpoolService,
+    private readonly guard: TargetGuard,
     @Inject(serverConfig.KEY)
     private readonly config: ConfigType<typeof serverConfig>,
   ) {}
@@ -95,6 +97,9 @@ export class ConnectionsService implements OnModuleDestroy {
         'path must not contain control characters or characters beyond U+00FF: percent-encode them.',
       );
     }
+    // Names and IP literals now (403 before anything is stored); the
+    // addresses a name resolves to when the target is connected to.
+    this.guard.checkHost(dto.target_host);
     const bodySize = dto.body_size ?? undefined;
     if (bodySize !== undefined && bodySize > this.config.maxBodySize) {
       throw new ProtocolError(

@@ -16,6 +16,7 @@ import {
 import { serverConfig } from '../config/server.config.js';
 import type { Connection } from '../connections/connection.js';
 import { targetFailure } from './target-errors.js';
+import { TargetGuard } from './target-guard.js';
 import { flatHeaders, sendsBody } from './target-request.js';
 
 /**
@@ -30,7 +31,9 @@ import { flatHeaders, sendsBody } from './target-request.js';
  *        ──▶ end ──▶ response.end()      error ──▶ response.fail(502/504)
  * ```
  *
- * One keep-alive pool (undici Agent) serves every target. TARGET_TIMEOUT_MS
+ * One keep-alive pool (undici Agent) serves every target; it connects only
+ * where the {@link TargetGuard} allows (a refused target fails the response
+ * with 403 `target_forbidden`). TARGET_TIMEOUT_MS
  * bounds connecting, waiting for the head and every pause in the body; a
  * pause caused by our own backpressure does not count (undici stops its body
  * timer while paused).
@@ -43,11 +46,12 @@ export class TargetService implements OnApplicationShutdown {
   constructor(
     @Inject(serverConfig.KEY)
     private readonly config: ConfigType<typeof serverConfig>,
+    guard: TargetGuard,
   ) {
     this.agent = new Agent({
       headersTimeout: config.targetTimeoutMs,
       bodyTimeout: config.targetTimeoutMs,
-      connect: { timeout: config.targetTimeoutMs },
+      connect: guard.connector({ timeout: config.targetTimeoutMs }),
     });
   }
 
@@ -95,7 +99,8 @@ export class TargetService implements OnApplicationShutdown {
     } catch (error) {
       if (connection.isReleased) return;
       if (error instanceof ProtocolError) {
-        // Ours, not the target's: the spool file could not be read back.
+        // Ours, not the target's: the guard refused the target's address
+        // (403), or the spool file could not be read back (507).
         this.logger.warn(`${target.method} request: ${error.message}`);
         response.fail(error);
         return;

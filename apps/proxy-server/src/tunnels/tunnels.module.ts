@@ -7,6 +7,7 @@ import {
 import { ProxyPath } from '@app/protocol';
 import { ConnectionsModule } from '../connections/connections.module.js';
 import { JsonBodyMiddleware } from '../connections/json-body.middleware.js';
+import { TargetModule } from '../target/target.module.js';
 import { TunnelsController } from './tunnels.controller.js';
 import { TunnelsService } from './tunnels.service.js';
 
@@ -16,7 +17,7 @@ import { TunnelsService } from './tunnels.service.js';
  * cleanup job, which sweeps idle tunnels with idle connections.
  */
 @Module({
-  imports: [ConnectionsModule],
+  imports: [ConnectionsModule, TargetModule],
   controllers: [TunnelsController],
   providers: [TunnelsService],
 })

@@ -16,6 +16,7 @@ import {
 import { CLOCK, type Clock } from '../common/clock.js';
 import { serverConfig } from '../config/server.config.js';
 import { ConnectionCleanupJob } from '../connections/connection-cleanup.job.js';
+import { TargetGuard } from '../target/target-guard.js';
 import {
   connectTarget,
   tunnelTarget,
@@ -51,6 +52,7 @@ export class TunnelsService implements OnModuleInit, OnModuleDestroy {
     @Inject(serverConfig.KEY)
     private readonly config: ConfigType<typeof serverConfig>,
     private readonly cleanup: ConnectionCleanupJob,
+    private readonly guard: TargetGuard,
   ) {}
 
   onModuleInit(): void {
@@ -74,6 +76,9 @@ export class TunnelsService implements OnModuleInit, OnModuleDestroy {
         `CONNECT to ${target.display} refused: port ${dto.port} is not allowed; this server tunnels only to port${this.config.connectAllowedPorts.length === 1 ? '' : 's'} ${this.config.connectAllowedPorts.join(', ')} (CONNECT_ALLOWED_PORTS).`,
       );
     }
+    // The SSRF guard: the name or IP literal now, resolved addresses in the
+    // lookup, the connected peer once connected (403 target_forbidden).
+    this.guard.checkHost(target.host);
     const existing = this.tunnels.get(id) ?? this.opening.get(id);
     if (existing) {
       if (
@@ -101,14 +106,15 @@ export class TunnelsService implements OnModuleInit, OnModuleDestroy {
       tunnel: connectTarget(target, {
         timeoutMs: this.config.tunnelConnectTimeoutMs,
         signal: this.shutdown.signal,
-      }).then(
-        (socket) =>
-          new Tunnel(id, target, socket, {
-            segmentSize,
-            connectTimeoutMs: this.config.tunnelConnectTimeoutMs,
-            clock: this.clock,
-          }),
-      ),
+        lookup: this.guard.lookup,
+      }).then((socket) => {
+        this.guard.checkConnected(socket, target.host);
+        return new Tunnel(id, target, socket, {
+          segmentSize,
+          connectTimeoutMs: this.config.tunnelConnectTimeoutMs,
+          clock: this.clock,
+        });
+      }),
     };
     this.opening.set(id, attempt);
     try {
