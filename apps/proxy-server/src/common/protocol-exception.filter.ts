@@ -7,6 +7,7 @@ import {
 } from '@nestjs/common';
 import type { Request, Response } from 'express';
 import { type ErrorBody, ErrorCode, ProtocolError } from '@app/protocol';
+import { RetryLaterError } from './retry-later.error.js';
 
 /** Our error code for a Nest/Express HttpException of this status. */
 function codeForStatus(status: number): ErrorCode {
@@ -28,7 +29,8 @@ function httpExceptionMessage(exception: HttpException): string {
  * The one exception filter of proxy-server: every error leaves as the
  * protocol's JSON `{ error, message }`.
  *
- * - {@link ProtocolError}: its own status and code.
+ * - {@link ProtocolError}: its own status and code ({@link RetryLaterError}
+ *   adds `Retry-After`).
  * - Nest's HttpException (unknown route, a parser error): its status with
  *   our code, so that a client never has to understand a second format.
  * - Anything else is a bug: 500 `internal_error`, the stack goes to the log,
@@ -56,6 +58,9 @@ export class ProtocolExceptionFilter implements ExceptionFilter {
       return;
     }
     if (res.destroyed) return;
+    if (exception instanceof RetryLaterError) {
+      res.setHeader('Retry-After', String(exception.retryAfterSeconds));
+    }
     res.status(status).json(body);
   }
 

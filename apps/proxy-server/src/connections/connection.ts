@@ -3,6 +3,7 @@ import { RequestBody } from '../chunks/request-body.js';
 import { ResponseChunks } from '../responses/response-chunks.js';
 import type { SpoolFile } from '../spool/spool-file.js';
 import type { TargetRequest } from '../target/target-request.js';
+import type { ReleaseSlot } from './connection-slots.js';
 
 /**
  * Everything the server holds for one proxied exchange: what to send to the
@@ -23,6 +24,8 @@ export class Connection {
   readonly fingerprint: string;
   private readonly abortController = new AbortController();
   private dispatched = false;
+  /** Its MAX_CONNECTIONS slot, given back on release. */
+  private slot: ReleaseSlot | undefined;
 
   constructor(
     readonly id: string,
@@ -68,6 +71,11 @@ export class Connection {
     return this.request.failed;
   }
 
+  /** Holds a MAX_CONNECTIONS slot until the connection is released. */
+  holdSlot(release: ReleaseSlot): void {
+    this.slot = release;
+  }
+
   /**
    * True exactly once: for the caller that gets to send the request to the
    * target. Guards against a final chunk re-sent while the first is running.
@@ -95,5 +103,6 @@ export class Connection {
     this.abortController.abort(new Error(`connection ${this.id} was released`));
     this.request.free();
     this.response.release();
+    this.slot?.();
   }
 }

@@ -6,6 +6,7 @@ import {
 } from '@nestjs/common';
 import { ProxyPath } from '@app/protocol';
 import { ConnectionCleanupJob } from './connection-cleanup.job.js';
+import { ConnectionSlots } from './connection-slots.js';
 import { CONNECTION_STORE } from './connection-store.js';
 import { ConnectionsController } from './connections.controller.js';
 import { ConnectionsService } from './connections.service.js';
@@ -25,9 +26,10 @@ import { JsonBodyMiddleware } from './json-body.middleware.js';
   providers: [
     ConnectionsService,
     ConnectionCleanupJob,
+    ConnectionSlots,
     { provide: CONNECTION_STORE, useClass: InMemoryConnectionStore },
   ],
-  exports: [ConnectionsService, ConnectionCleanupJob],
+  exports: [ConnectionsService, ConnectionCleanupJob, ConnectionSlots],
 })
 export class ConnectionsModule implements NestModule {
   configure(consumer: MiddlewareConsumer): void {

@@ -17,6 +17,7 @@ import { SpoolService } from '../spool/spool.service.js';
 import { TargetGuard } from '../target/target-guard.js';
 import { targetRequestFrom } from '../target/target-request.js';
 import { Connection } from './connection.js';
+import { ConnectionSlots } from './connection-slots.js';
 import { CONNECTION_STORE, type ConnectionStore } from './connection-store.js';
 
 /**
@@ -32,6 +33,7 @@ export class ConnectionsService implements OnModuleDestroy {
     @Inject(CLOCK) private readonly clock: Clock,
     private readonly spool: SpoolService,
     private readonly guard: TargetGuard,
+    private readonly slots: ConnectionSlots,
     @Inject(serverConfig.KEY)
     private readonly config: ConfigType<typeof serverConfig>,
   ) {}
@@ -39,7 +41,9 @@ export class ConnectionsService implements OnModuleDestroy {
   /** `POST /proxy/connection`: opens a connection; an id in use is 409, whatever the head. */
   async create(dto: CreateConnectionDto): Promise<ConnectionCreated> {
     const connection = this.build(dto);
-    if (!(await this.store.add(connection))) throw exists(connection.id);
+    // A retry at the limit hears 409 ("created"), not 503.
+    if (await this.store.get(connection.id)) throw exists(connection.id);
+    if (!(await this.admit(connection))) throw exists(connection.id);
     this.opened(connection);
     return this.created(connection);
   }
@@ -53,13 +57,16 @@ export class ConnectionsService implements OnModuleDestroy {
   async open(dto: CreateConnectionDto): Promise<Connection> {
     const connection = this.build(dto);
     for (;;) {
-      if (await this.store.add(connection)) {
-        this.opened(connection);
-        return connection;
-      }
+      // The existing one first: a retry at MAX_CONNECTIONS is no new connection.
       const existing = await this.store.get(connection.id);
-      // Gone between add and get (released or swept): try again.
-      if (!existing) continue;
+      if (!existing) {
+        if (await this.admit(connection)) {
+          this.opened(connection);
+          return connection;
+        }
+        // Added by a parallel call between get and add: look again.
+        continue;
+      }
       if (existing.fingerprint !== connection.fingerprint) {
         throw exists(
           connection.id,
@@ -69,6 +76,20 @@ export class ConnectionsService implements OnModuleDestroy {
       existing.lastActivity = this.clock.now();
       return existing;
     }
+  }
+
+  /**
+   * Stores a new connection under a MAX_CONNECTIONS slot (503 when none is
+   * free); false when the id was taken meanwhile (the slot is given back).
+   */
+  private async admit(connection: Connection): Promise<boolean> {
+    const release = this.slots.take(`connection ${connection.id}`);
+    if (!(await this.store.add(connection))) {
+      release();
+      return false;
+    }
+    connection.holdSlot(release);
+    return true;
   }
 
   /** The answer of POST /proxy/connection. */

@@ -16,6 +16,10 @@ import {
 import { CLOCK, type Clock } from '../common/clock.js';
 import { serverConfig } from '../config/server.config.js';
 import { ConnectionCleanupJob } from '../connections/connection-cleanup.job.js';
+import {
+  ConnectionSlots,
+  type ReleaseSlot,
+} from '../connections/connection-slots.js';
 import { TargetGuard } from '../target/target-guard.js';
 import {
   connectTarget,
@@ -44,6 +48,8 @@ export class TunnelsService implements OnModuleInit, OnModuleDestroy {
   private readonly logger = new Logger('Tunnels');
   private readonly tunnels = new Map<string, Tunnel>();
   private readonly opening = new Map<string, Opening>();
+  /** The MAX_CONNECTIONS slot of each tunnel, opening or open (counted with connections). */
+  private readonly slotOf = new Map<string, ReleaseSlot>();
   /** Fired on shutdown: connects still running give up. */
   private readonly shutdown = new AbortController();
 
@@ -53,6 +59,7 @@ export class TunnelsService implements OnModuleInit, OnModuleDestroy {
     private readonly config: ConfigType<typeof serverConfig>,
     private readonly cleanup: ConnectionCleanupJob,
     private readonly guard: TargetGuard,
+    private readonly slots: ConnectionSlots,
   ) {}
 
   onModuleInit(): void {
@@ -100,6 +107,7 @@ export class TunnelsService implements OnModuleInit, OnModuleDestroy {
     }
 
     const started = Date.now();
+    this.slotOf.set(id, this.slots.take(`tunnel ${id} to ${target.display}`));
     const attempt: Opening = {
       target,
       segmentSize,
@@ -124,6 +132,7 @@ export class TunnelsService implements OnModuleInit, OnModuleDestroy {
         `tunnel ${id} to ${target.display} opened in ${Date.now() - started} ms`,
       );
     } catch (error) {
+      this.releaseSlot(id);
       if (error instanceof ProtocolError) {
         this.logger.warn(`CONNECT ${target.display}: ${error.message}`);
       }
@@ -198,9 +207,15 @@ export class TunnelsService implements OnModuleInit, OnModuleDestroy {
   private forget(tunnel: Tunnel, why: string): void {
     this.tunnels.delete(tunnel.id);
     tunnel.release();
+    this.releaseSlot(tunnel.id);
     this.logger.log(
       `tunnel ${tunnel.id} to ${tunnel.target.display} ${why}: ${tunnel.receivedBytes} bytes up, ${tunnel.sentBytes} bytes down`,
     );
+  }
+
+  private releaseSlot(id: string): void {
+    this.slotOf.get(id)?.();
+    this.slotOf.delete(id);
   }
 
   private opened(id: string): TunnelOpened {
