@@ -9,11 +9,17 @@ import { sha256, startTarget } from '../scripts/target.mjs';
 const body = randomBytes(25 * 1000 * 1000);
 const expected = sha256(body);
 const target = await startTarget();
-const chain = await startChain({ gateway: { GATEWAY_MAX_BODY_BYTES: String(2 * 1024 * 1024) } });
+const chain = await startChain({
+  gateway: { GATEWAY_MAX_BODY_BYTES: String(2 * 1024 * 1024) },
+});
 
 async function post(dispatcher) {
   const started = performance.now();
-  const res = await request(`${target.url}/echo`, { method: 'POST', body, dispatcher });
+  const res = await request(`${target.url}/echo`, {
+    method: 'POST',
+    body,
+    dispatcher,
+  });
   const seen = await res.body.json();
   const ms = performance.now() - started;
   if (seen.sha256 !== expected) throw new Error('body arrived altered');
