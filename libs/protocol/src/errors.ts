@@ -44,6 +44,8 @@ export const ErrorCode = {
   TooManyConnections: 'too_many_connections',
   /** The call's SigV4 signature is missing or wrong (the server checks it itself: SERVER_AUTH=sigv4): 403. */
   SignatureInvalid: 'signature_invalid',
+  /** The application's request to proxy-client lacks valid `Proxy-Authorization` (CLIENT_PROXY_AUTH is set): 407. */
+  ProxyAuthRequired: 'proxy_auth_required',
   /** An unexpected failure inside chunkgate: a bug, reported as such. */
   Internal: 'internal_error',
 } as const;
