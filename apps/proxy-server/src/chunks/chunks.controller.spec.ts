@@ -204,6 +204,37 @@ describe('POST /proxy/chunk', () => {
       expect(unindexed.status).toBe(409);
     });
 
+    it('an index outside the declared body with 409 chunk_conflict; the connection stays usable', async () => {
+      const { id } = await server.open({
+        port: target.port,
+        method: 'POST',
+        body_size: 3,
+      });
+      const res = await server.chunk(id, '', { index: 4, final: true });
+      expect(res.status).toBe(409);
+      expect(res.json()).toEqual({
+        error: 'chunk_conflict',
+        message:
+          'Chunk 4 is outside the body: with body_size 3 the chunk indices run from 0 to 3 at most (every chunk but the final one carries at least one byte). Number chunks from 0 in the order of their bytes.',
+      });
+      // Index 3 is still possible (three one-byte chunks and an empty final one).
+      for (const [index, data] of ['a', 'b', 'c'].entries()) {
+        expect((await server.chunk(id, data, { index })).status).toBe(200);
+      }
+      const last = await server.chunk(id, '', { index: 3, final: true });
+      expect(last.json()).toMatchObject({ complete: true, received_bytes: 3 });
+      expect((await echoOf(id)).bytes).toBe(3);
+    });
+
+    it('an index no body within MAX_BODY_SIZE can reach when body_size is unknown', async () => {
+      const { id } = await server.open({ port: target.port, method: 'POST' });
+      const res = await server.chunk(id, 'x', { index: 256 * 1024 + 1 });
+      expect(res.status).toBe(409);
+      expect(res.json().message).toContain(
+        `with MAX_BODY_SIZE (${256 * 1024} bytes) the chunk indices run from 0 to ${256 * 1024} at most`,
+      );
+    });
+
     it('a re-sent index with another size with 409 chunk_conflict', async () => {
       const { id } = await server.open({ port: target.port, method: 'POST' });
       await server.chunk(id, 'abc', { index: 0 });

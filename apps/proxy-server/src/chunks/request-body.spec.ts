@@ -63,6 +63,26 @@ describe('RequestBody', () => {
     expect((await request.accept(undefined, b('e'), false)).index).toBe(4);
   });
 
+  it('accepts indices up to body_size and refuses any beyond, whatever the chunk sizes', async () => {
+    const request = body(2, 100);
+    await expect(request.accept(3, b(''), true)).rejects.toMatchObject({
+      status: 409,
+      code: ErrorCode.ChunkConflict,
+    });
+    await request.accept(0, b('a'), false);
+    await request.accept(1, b('b'), false);
+    expect(await request.accept(2, b(''), true)).toMatchObject({
+      completedNow: true,
+    });
+    // Without body_size the bound is the maximum body size.
+    await expect(
+      body(undefined, 100).accept(101, b('x'), false),
+    ).rejects.toMatchObject({ status: 409 });
+    expect(await body(undefined, 100).accept(100, b(''), false)).toMatchObject({
+      index: 100,
+    });
+  });
+
   it('accepts an empty final chunk', async () => {
     const request = body(3, 100);
     await request.accept(0, b('abc'), false);

@@ -31,7 +31,8 @@ export interface RequestBodyOptions {
  * Rules (docs/PROTOCOL.md, `POST /proxy/chunk`):
  * - a chunk without index takes the index after the highest one seen;
  * - the same index again with the same size is harmless, with another size
- *   it is a `chunk_conflict`, and so is any index after the final one;
+ *   it is a `chunk_conflict`, and so is any index after the final one, and
+ *   any index outside the body (see {@link lastPossibleIndex});
  * - the body is complete once the final chunk and every index before it are
  *   stored; `completedNow` is true for exactly one call, which is what makes
  *   the target request happen exactly once;
@@ -118,6 +119,7 @@ export class RequestBody {
     const parts: readonly Buffer[] = Buffer.isBuffer(data) ? [data] : data;
     const size = parts.reduce((sum, part) => sum + part.length, 0);
     const index = requestedIndex ?? this.highestIndex + 1;
+    if (index > this.lastPossibleIndex) throw this.outsideBody(index);
 
     if (this.finalIndex !== undefined && index > this.finalIndex) {
       throw conflict(
@@ -195,6 +197,29 @@ export class RequestBody {
       this.spooled.set(index, offset);
     }
     return this.receipt(index);
+  }
+
+  /**
+   * The highest index a chunk of this body can have. Chunk sizes are the
+   * client's to choose, but every chunk before the final one carries at
+   * least one byte (an empty one would add nothing), so a body of N bytes
+   * has at most N + 1 chunks: indices 0 to N, the final one possibly empty.
+   * N is `body_size` when declared, else MAX_BODY_SIZE. A higher index can
+   * only be a client's mistake, and would otherwise wait for chunks that
+   * can never come.
+   */
+  private get lastPossibleIndex(): number {
+    return this.declaredSize ?? this.maxBodySize;
+  }
+
+  private outsideBody(index: number): ProtocolError {
+    const bound =
+      this.declaredSize === undefined
+        ? `MAX_BODY_SIZE (${this.maxBodySize} bytes)`
+        : `body_size ${this.declaredSize}`;
+    return conflict(
+      `Chunk ${index} is outside the body: with ${bound} the chunk indices run from 0 to ${this.lastPossibleIndex} at most (every chunk but the final one carries at least one byte). Number chunks from 0 in the order of their bytes.`,
+    );
   }
 
   /**

@@ -91,6 +91,50 @@ describe('POST and DELETE /proxy/connection', () => {
     expect(res.json().message).toContain(message);
   });
 
+  describe('bounds the headers of the connection JSON', () => {
+    const withHeaders = (headers: Record<string, string | string[]>) =>
+      post(
+        JSON.stringify({
+          connection_id: randomUUID(),
+          target_host: '127.0.0.1',
+          port: target.port,
+          method: 'GET',
+          path: '/',
+          headers,
+        }),
+      );
+    const lines = (n: number) =>
+      Object.fromEntries(Array.from({ length: n }, (_, i) => [`x-h${i}`, 'v']));
+
+    it('accepts 200 header lines, a list counting each value', async () => {
+      const res = await withHeaders({
+        ...lines(198),
+        'set-cookie': ['a=1', 'b=2'],
+      });
+      expect(res.status).toBe(201);
+    });
+
+    it('refuses 201 header lines with 400 invalid_request', async () => {
+      const res = await withHeaders({ ...lines(199), cookie: ['a=1', 'b=2'] });
+      expect(res.status).toBe(400);
+      expect(res.json()).toEqual({
+        error: 'invalid_request',
+        message:
+          'headers has 201 header lines (a list counts each value); at most 200 are accepted: send fewer headers.',
+      });
+    });
+
+    it('refuses more than 64 KiB of names and values with 400 invalid_request', async () => {
+      const ok = await withHeaders({ 'x-big': 'a'.repeat(65536 - 5) });
+      expect(ok.status).toBe(201);
+      const res = await withHeaders({ 'x-big': 'a'.repeat(65536 - 4) });
+      expect(res.status).toBe(400);
+      expect(res.json().message).toBe(
+        'headers hold 65537 bytes of names and values; at most 65536 are accepted: send smaller headers.',
+      );
+    });
+  });
+
   it('answers exactly what the protocol says for a non-UUID id', async () => {
     const res = await post(
       JSON.stringify({

@@ -1,7 +1,9 @@
 import {
   type CreateConnectionDto,
+  ErrorCode,
   type HeaderPairs,
   pairsFromRecord,
+  ProtocolError,
   stripHopByHop,
 } from '@app/protocol';
 
@@ -28,6 +30,39 @@ const REBUILT = ['host', 'content-length', 'expect'];
 /** Methods whose requests carry content even when it is empty (RFC 9110 8.6). */
 const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH']);
 
+/**
+ * Most header lines (a list value counts each of its values) and bytes
+ * (names plus values) the connection JSON's `headers` may carry. Generous
+ * for any real request (browsers send a few dozen lines, a few KiB), yet they
+ * bound what one connection makes the server hold and send: the outer HTTP
+ * headers are bounded by Node (16 KiB), these travel in the body.
+ */
+export const MAX_TARGET_HEADERS = 200;
+export const MAX_TARGET_HEADER_BYTES = 64 * 1024;
+
+/** Refuses `headers` beyond {@link MAX_TARGET_HEADERS} lines or {@link MAX_TARGET_HEADER_BYTES} bytes with a 400. */
+export function checkHeaderBounds(pairs: HeaderPairs): void {
+  if (pairs.length > MAX_TARGET_HEADERS) {
+    throw new ProtocolError(
+      400,
+      ErrorCode.InvalidRequest,
+      `headers has ${pairs.length} header lines (a list counts each value); at most ${MAX_TARGET_HEADERS} are accepted: send fewer headers.`,
+    );
+  }
+  let bytes = 0;
+  for (const [name, value] of pairs) {
+    bytes += Buffer.byteLength(name) + Buffer.byteLength(value);
+  }
+  if (bytes > MAX_TARGET_HEADER_BYTES) {
+    throw new ProtocolError(
+      400,
+      ErrorCode.InvalidRequest,
+      `headers hold ${bytes} bytes of names and values; at most ${MAX_TARGET_HEADER_BYTES} are accepted: send smaller headers.`,
+    );
+  }
+}
+
+/** The target request of a connection; throws a 400 for headers beyond the bounds ({@link checkHeaderBounds}). */
 export function targetRequestFrom(dto: CreateConnectionDto): TargetRequest {
   const scheme = dto.scheme ?? 'http';
   const defaultPort = scheme === 'https' ? 443 : 80;
@@ -35,7 +70,9 @@ export function targetRequestFrom(dto: CreateConnectionDto): TargetRequest {
   const host =
     port === defaultPort ? dto.target_host : `${dto.target_host}:${port}`;
   const origin = `${scheme}://${dto.target_host}:${port}`;
-  const headers = stripHopByHop(pairsFromRecord(dto.headers ?? {}), REBUILT);
+  const sent = pairsFromRecord(dto.headers ?? {});
+  checkHeaderBounds(sent);
+  const headers = stripHopByHop(sent, REBUILT);
   return {
     origin,
     method: dto.method,
