@@ -7,6 +7,7 @@ import {
   ErrorCode,
   ProtocolError,
 } from '@app/protocol';
+import { AuthModule } from './auth/auth.module.js';
 import { ChunksModule } from './chunks/chunks.module.js';
 import type { Clock } from './common/clock.js';
 import { ClockModule } from './common/clock.module.js';
@@ -24,7 +25,7 @@ export interface AppModuleOptions {
   clock?: Clock;
 }
 
-/** proxy-server: the three endpoint features plus config, schedule, one pipe and one filter. */
+/** proxy-server: the endpoint features plus config, schedule, SigV4 auth (optional), one pipe and one filter. */
 @Module({})
 export class AppModule {
   static register(options: AppModuleOptions = {}): DynamicModule {
@@ -38,6 +39,7 @@ export class AppModule {
         }),
         ScheduleModule.forRoot(),
         ClockModule.register(options.clock),
+        AuthModule,
         ConnectionsModule,
         ChunksModule,
         ResponsesModule,

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { ErrorCode, ProtocolError } from '@app/protocol';
 
@@ -18,6 +19,38 @@ export function joined(body: BodyPieces): Buffer {
     : Buffer.concat(body.parts, body.size);
 }
 
+/** Bodies read before the route (by the SigV4 check), waiting for the route's read. */
+const readAlready = new WeakMap<IncomingMessage, BodyPieces>();
+
+/** Signed body hashes the route's read must confirm (SigV4 checked before the body was read). */
+const expectedHashes = new WeakMap<
+  IncomingMessage,
+  { sha256: string; mismatch: () => ProtocolError }
+>();
+
+/**
+ * Hands a body already read (by the SigV4 check, which had to hash it) to
+ * the route's {@link readBodyPieces}, which then takes it instead of
+ * reading the stream: every body is read once.
+ */
+export function provideBody(req: IncomingMessage, body: BodyPieces): void {
+  readAlready.set(req, body);
+}
+
+/**
+ * Makes the route's {@link readBodyPieces} hash the body as it reads it and
+ * fail with `mismatch()` unless the SHA-256 (lower-case hex) is `sha256`:
+ * for a signature verified against the signed X-Amz-Content-Sha256 before
+ * the body arrived, so that the bytes the route uses are the signed ones.
+ */
+export function expectBodySha256(
+  req: IncomingMessage,
+  sha256: string,
+  mismatch: () => ProtocolError,
+): void {
+  expectedHashes.set(req, { sha256, mismatch });
+}
+
 /** Reads a request body of at most `limit` bytes into one buffer; see {@link readBodyPieces}. */
 export async function readBody(
   req: IncomingMessage,
@@ -35,12 +68,25 @@ export async function readBody(
  * both cases the rest of the body is left to drain (Node discards it), so the
  * error answer still reaches the client and the keep-alive connection
  * survives. `tooLarge` builds the error, so each route names its own limit.
+ *
+ * A body the SigV4 check read already ({@link provideBody}) is taken from
+ * there; one whose signed hash is expected ({@link expectBodySha256}) is
+ * hashed on the way and refused when it differs.
  */
 export function readBodyPieces(
   req: IncomingMessage,
   limit: number,
   tooLarge: (bytes: number) => ProtocolError,
 ): Promise<BodyPieces> {
+  const provided = readAlready.get(req);
+  if (provided) {
+    readAlready.delete(req);
+    return provided.size > limit
+      ? Promise.reject(tooLarge(provided.size))
+      : Promise.resolve(provided);
+  }
+  const expected = expectedHashes.get(req);
+  const hash = expected ? createHash('sha256') : undefined;
   const declared = req.headers['content-length'];
   if (declared !== undefined && Number(declared) > limit) {
     return Promise.reject(tooLarge(Number(declared)));
@@ -66,9 +112,14 @@ export function readBodyPieces(
         return;
       }
       parts.push(data);
+      hash?.update(data);
     };
     const onEnd = () => {
       finish();
+      if (expected && hash?.digest('hex') !== expected.sha256) {
+        reject(expected.mismatch());
+        return;
+      }
       resolve({ parts, size });
     };
     const onError = (error: Error) => {
