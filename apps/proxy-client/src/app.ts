@@ -47,6 +47,7 @@ export async function createClientApp(
         listener = new ProxyListener({
           host: settings.listenHost,
           port: settings.listenPort,
+          proxyAuth: settings.proxyAuth,
         });
         return { strategy: listener };
       },

@@ -18,8 +18,45 @@ describe('loadClientSettings', () => {
       downloadConcurrency: 8,
       combinedCall: true,
       logLevel: 'log',
+      proxyAuth: undefined,
     });
   });
+
+  it('listens on loopback only and without proxy authentication unless told otherwise', () => {
+    const settings = loadClientSettings({});
+    expect(settings.listenHost).toBe('127.0.0.1');
+    expect(settings.proxyAuth).toBeUndefined();
+    expect(loadClientSettings({ CLIENT_PROXY_AUTH: '' }).proxyAuth).toBe(
+      undefined,
+    );
+  });
+
+  it('reads CLIENT_PROXY_AUTH as user:password; the password may contain ":"', () => {
+    expect(
+      loadClientSettings({ CLIENT_PROXY_AUTH: 'alice:s3cr:et' }).proxyAuth,
+    ).toBe('alice:s3cr:et');
+  });
+
+  it.each(['alice', ':secret', 'alice:', 'al\nice:secret'])(
+    'refuses CLIENT_PROXY_AUTH=%j without quoting the secret',
+    (value) => {
+      let message = '';
+      try {
+        loadClientSettings({ CLIENT_PROXY_AUTH: value, CHUNK_SIZE: '1e6' });
+      } catch (error) {
+        message = (error as Error).message;
+      }
+      expect(message).toContain(
+        'CLIENT_PROXY_AUTH=(not shown, a secret): must be user:password',
+      );
+      // Reported together with the other bad variables.
+      expect(message).toContain('CHUNK_SIZE="1e6"');
+      expect(message).not.toContain(value);
+      expect(() => loadClientSettings({ CLIENT_PROXY_AUTH: value })).toThrow(
+        /^Invalid configuration:\n {2}CLIENT_PROXY_AUTH=\(not shown/,
+      );
+    },
+  );
 
   it('reads every variable; keeps the stage path, drops a trailing slash', () => {
     const settings = loadClientSettings({

@@ -97,13 +97,41 @@ export interface ClientSettings {
   /** Open a connection, send its first chunk and get its first response chunk in one `POST /proxy/exchange`. */
   combinedCall: boolean;
   logLevel: string;
+  /**
+   * `user:password` the application must send as Basic `Proxy-Authorization`
+   * (CLIENT_PROXY_AUTH); undefined = no proxy authentication. A secret:
+   * never logged, never shown in a configuration error.
+   */
+  proxyAuth: string | undefined;
+}
+
+/**
+ * CLIENT_PROXY_AUTH is a secret, so it is checked here rather than by
+ * `validateEnv`, whose messages quote the bad value. Basic credentials are
+ * `user:password`: a user without `:` (RFC 7617), a non-empty password, no
+ * control characters. Returns what is wrong, or undefined.
+ */
+function proxyAuthProblem(value: string | undefined): string | undefined {
+  if (value === undefined || value === '') return undefined;
+  if (/^[^:]+:.+$/.test(value) && !/\p{Cc}/u.test(value)) return undefined;
+  return 'CLIENT_PROXY_AUTH=(not shown, a secret): must be user:password, a user name without ":" and a non-empty password, without control characters';
 }
 
 /** Reads and checks the environment; throws naming every bad variable. */
 export function loadClientSettings(
   env: Record<string, string | undefined> = process.env,
 ): ClientSettings {
-  const e = validateEnv(ClientEnv, env);
+  const authProblem = proxyAuthProblem(env.CLIENT_PROXY_AUTH);
+  let e: ClientEnv;
+  try {
+    e = validateEnv(ClientEnv, env);
+  } catch (error) {
+    if (authProblem && error instanceof Error) {
+      error.message += `\n  ${authProblem}`;
+    }
+    throw error;
+  }
+  if (authProblem) throw new Error(`Invalid configuration:\n  ${authProblem}`);
   return {
     listenHost: e.CLIENT_LISTEN_HOST ?? DEFAULT_CLIENT_LISTEN_HOST,
     listenPort: e.CLIENT_LISTEN_PORT ?? DEFAULT_CLIENT_LISTEN_PORT,
@@ -122,6 +150,7 @@ export function loadClientSettings(
     downloadConcurrency: e.DOWNLOAD_CONCURRENCY ?? 8,
     combinedCall: e.COMBINED_CALL ?? true,
     logLevel: e.LOG_LEVEL ?? 'log',
+    proxyAuth: env.CLIENT_PROXY_AUTH || undefined,
   };
 }
 

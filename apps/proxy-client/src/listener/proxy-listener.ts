@@ -6,6 +6,17 @@ import { Logger } from '@nestjs/common';
 import { lastValueFrom } from 'rxjs';
 import { ErrorCode, ProtocolError } from '@app/protocol';
 import { sendErrorAnswer } from '../common/app-answers.js';
+import { redactUrl } from '../relay/pipeline/prepare-proxy-request.js';
+import { exposureWarning } from './exposure.js';
+import {
+  answerOnSocket,
+  clientErrorAnswer,
+  DEFAULT_MAX_HEADER_COUNT,
+  DEFAULT_MAX_HEADER_SIZE,
+  headersToKeep,
+  tooManyHeaders,
+} from './head-limits.js';
+import { PROXY_AUTHENTICATE, ProxyAuth } from './proxy-auth.js';
 import {
   PROXY_HTTP_PATTERN,
   ProxyContext,
@@ -16,6 +27,12 @@ export interface ProxyListenerOptions {
   host: string;
   /** 0 = any free port. */
   port: number;
+  /** CLIENT_PROXY_AUTH `user:password`; undefined = no proxy authentication. */
+  proxyAuth?: string;
+  /** Largest request head in bytes (default {@link DEFAULT_MAX_HEADER_SIZE}). */
+  maxHeaderSize?: number;
+  /** Most header lines in one request (default {@link DEFAULT_MAX_HEADER_COUNT}). */
+  maxHeaderCount?: number;
 }
 
 /** Where the listener is bound, known once it listens. */
@@ -34,13 +51,6 @@ type ProxyListenerEvents = {
   connection: (socket: Socket) => void;
 };
 
-/** Status of the error Node reports for a request it could not parse. */
-function clientErrorStatus(code: string | undefined): number {
-  if (code === 'HPE_HEADER_OVERFLOW') return 431;
-  if (code === 'ERR_HTTP_REQUEST_TIMEOUT') return 408;
-  return 400;
-}
-
 /**
  * The HTTP forward-proxy listener, as a Nest microservice transport.
  *
@@ -50,6 +60,11 @@ function clientErrorStatus(code: string | undefined): number {
  * proxied exchange is handed to the `proxy.http` message handler with a
  * {@link ProxyContext} carrying the raw request and response; the handler
  * streams the answer itself.
+ *
+ * Before that, every request, plain or CONNECT, is admitted here: its head
+ * within {@link DEFAULT_MAX_HEADER_SIZE} bytes (else 431, answered from
+ * Node's `clientError`) and {@link DEFAULT_MAX_HEADER_COUNT} lines (else
+ * 431), and, with CLIENT_PROXY_AUTH, valid Basic credentials (else 407).
  */
 export class ProxyListener
   extends Server<ProxyListenerEvents>
@@ -63,9 +78,18 @@ export class ProxyListener
   /** The response in progress on a socket, so a parse error never writes into it. */
   private readonly inFlight = new WeakMap<Duplex, ServerResponse>();
   private bound: ListenAddress | undefined;
+  private readonly access = new Logger('Access');
+  private readonly auth: ProxyAuth | undefined;
+  private readonly maxHeaderSize: number;
+  private readonly maxHeaderCount: number;
 
   constructor(private readonly options: ProxyListenerOptions) {
     super();
+    this.auth = options.proxyAuth
+      ? new ProxyAuth(options.proxyAuth)
+      : undefined;
+    this.maxHeaderSize = options.maxHeaderSize ?? DEFAULT_MAX_HEADER_SIZE;
+    this.maxHeaderCount = options.maxHeaderCount ?? DEFAULT_MAX_HEADER_COUNT;
     // requestTimeout 0: Node's default (300 s) would cut long uploads; the
     // relay bounds every exchange by its own progress timeout instead.
     // requireHostHeader false: an absolute-form request names its target in
@@ -74,7 +98,9 @@ export class ProxyListener
     this.server = http.createServer({
       requestTimeout: 0,
       requireHostHeader: false,
+      maxHeaderSize: this.maxHeaderSize,
     });
+    this.server.maxHeadersCount = headersToKeep(this.maxHeaderCount);
     this.server.on('connection', (socket: Socket) => this.track(socket));
     this.server.on('request', (req, res) => this.onRequest(req, res, false));
     // With a 'checkContinue' listener Node leaves `100 Continue` to us: the
@@ -110,6 +136,8 @@ export class ProxyListener
         port,
         url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
       };
+      const warning = exposureWarning(host, port, this.auth !== undefined);
+      if (warning) this.logger.warn(warning);
       callback();
     });
   }
@@ -190,6 +218,11 @@ export class ProxyListener
       expectsContinue,
       proxyUrl: this.bound?.url ?? `http://${this.options.host}`,
     };
+    const refusal = this.admit(req);
+    if (refusal) {
+      await this.refuse(exchange, req, res, refusal);
+      return;
+    }
     const handler = this.getHandlerByPattern(PROXY_HTTP_PATTERN);
     try {
       if (!handler) {
@@ -202,7 +235,7 @@ export class ProxyListener
     } catch (err) {
       // Expected failures are answered by the handler; reaching here is a bug.
       this.logger.error(
-        `Proxy exchange ${req.method} ${req.url} failed unexpectedly`,
+        `Proxy exchange ${req.method} ${redactUrl(req.url)} failed unexpectedly`,
         err instanceof Error ? err.stack : JSON.stringify(err),
       );
       await sendErrorAnswer(
@@ -217,24 +250,52 @@ export class ProxyListener
     }
   }
 
-  /** A request Node could not parse: answer in JSON like every other error, unless a response is already on the wire. */
+  /**
+   * The checks every request passes before it is relayed: the number of
+   * header lines, then the proxy credentials. Returns the refusal, if any.
+   */
+  private admit(req: IncomingMessage): ProtocolError | undefined {
+    return tooManyHeaders(req, this.maxHeaderCount) ?? this.auth?.check(req);
+  }
+
+  /**
+   * Answers a request refused before relaying (407, 431) and logs it like
+   * every exchange. A 407 carries the Basic challenge; the connection stays
+   * open, so the application can send the request again with credentials.
+   */
+  private async refuse(
+    exchange: ProxyExchange,
+    req: IncomingMessage,
+    res: ServerResponse,
+    refusal: ProtocolError,
+  ): Promise<void> {
+    if (refusal.code === ErrorCode.ProxyAuthRequired) {
+      res.setHeader('proxy-authenticate', PROXY_AUTHENTICATE);
+    }
+    await sendErrorAnswer(req, res, refusal);
+    this.access.log(
+      `${req.method} ${redactUrl(req.url)} ${refusal.status} ${refusal.code} ${Date.now() - exchange.startedAt}ms`,
+    );
+  }
+
+  /**
+   * A request head Node could not read (malformed, over maxHeaderSize, too
+   * slow): answered in JSON like every other error, then the socket is
+   * closed; unless a response is already on the wire, which must not be
+   * corrupted: then the socket is destroyed.
+   */
   private onClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
     const current = this.inFlight.get(socket);
     if (err.code === 'ECONNRESET' || !socket.writable || current?.headersSent) {
       socket.destroy();
       return;
     }
-    const status = clientErrorStatus(err.code);
-    const body = JSON.stringify({
-      error: ErrorCode.BadProxyRequest,
-      message: `Malformed HTTP request (${err.code ?? err.message}): send an HTTP/1.1 proxy request such as curl -x ${this.bound?.url ?? 'http://HOST:PORT'} http://target/...`,
-    });
-    socket.end(
-      `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\n` +
-        'Content-Type: application/json; charset=utf-8\r\n' +
-        `Content-Length: ${Buffer.byteLength(body)}\r\n` +
-        'Connection: close\r\n\r\n' +
-        body,
+    answerOnSocket(
+      socket,
+      clientErrorAnswer(err.code, {
+        maxHeaderSize: this.maxHeaderSize,
+        proxyUrl: this.bound?.url ?? 'http://HOST:PORT',
+      }),
     );
   }
 }
