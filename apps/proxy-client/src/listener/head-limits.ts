@@ -56,6 +56,13 @@ export function clientErrorAnswer(
       'The request head did not arrive in time: send the whole request line and headers at once.',
     );
   }
+  if (code === 'HPE_INVALID_EOF_STATE') {
+    return new ProtocolError(
+      400,
+      ErrorCode.BadProxyRequest,
+      'The request ended before it was complete: the connection was closed before the whole head, or all the body bytes its Content-Length or chunked encoding announced, arrived.',
+    );
+  }
   return new ProtocolError(
     400,
     ErrorCode.BadProxyRequest,

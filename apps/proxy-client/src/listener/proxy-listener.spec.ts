@@ -443,3 +443,25 @@ describe('ProxyListener head limits', () => {
     expect(over).toContain('more than 200 header lines');
   });
 });
+
+describe('ProxyListener and requests cut short', () => {
+  it('answers a body shorter than its Content-Length, then the end of the connection, with a JSON 400 saying so', async () => {
+    const listener = await listening(async () => undefined);
+    const socket = net.connect(listener.address().port, '127.0.0.1');
+    await once(socket, 'connect');
+    let out = '';
+    socket.on('data', (d: Buffer) => (out += d.toString('latin1')));
+    const closed = once(socket, 'close');
+    socket.end(
+      'POST http://t/ HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nabc',
+    );
+    await closed;
+    const { head, body } = parsed(out);
+    expect(head).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n/);
+    expect(body).toEqual({
+      error: 'bad_proxy_request',
+      message:
+        'The request ended before it was complete: the connection was closed before the whole head, or all the body bytes its Content-Length or chunked encoding announced, arrived.',
+    });
+  });
+});
