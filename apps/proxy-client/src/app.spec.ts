@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { LoggerService } from '@nestjs/common';
 import { ProxyAgent, request as undiciRequest } from 'undici';
+import { startApp, type RunningApp } from '../../../scripts/chain.mjs';
 import {
   deterministicBytes,
   sha256,
@@ -17,6 +18,13 @@ import {
   type Target,
 } from '../../../test/support/target.js';
 import { RelayService } from './relay/relay.service.js';
+import { ensureBuilt } from './testing/built-apps.js';
+import {
+  startMeteringProxy,
+  type MeteredCall,
+  type MeteringProxy,
+  type MeteringProxyOptions,
+} from './testing/metering-proxy.js';
 import {
   errorOf,
   eventually,
@@ -25,22 +33,29 @@ import {
   viaProxy,
   type RunningClient,
 } from './testing/proxy-harness.js';
-import {
-  startFakeChunkgate,
-  type FakeChunkgate,
-  type FakeChunkgateOptions,
-} from './testing/fake-chunkgate.js';
+
+/*
+ * Whole proxy exchanges through the real proxy-server and gateway (built
+ * apps, started as child processes: the gateway verifies SigV4 with KEY
+ * and has a stage), with a metering hop between client and gateway that
+ * records every call and its answer, and can lose a chosen call's answer or
+ * send it to a gateway that faults. Every client here uses the separate
+ * calls (COMBINED_CALL=false); the one-call exchange is tested in
+ * relay/pipeline/forward-http.spec.ts.
+ */
 
 const run = promisify(execFile);
 const KiB = 1024;
+const STAGE = 'prod';
 const KEY = {
   accessKeyId: 'AKIDAPPSPEC',
   secretAccessKey: 'app-spec-secret',
-  region: 'us-east-1',
-  service: 'execute-api',
 };
+/** AWS's words for a signature that does not verify, as the gateway answers them. */
+const SIGNATURE_MISMATCH =
+  'The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.';
 
-/** Every log line of every app in this file, for assertions on logging. */
+/** Every log line of every client in this file, for assertions on logging. */
 const logs: Array<{ level: string; message: string; context?: string }> = [];
 const captureLogger: LoggerService = Object.fromEntries(
   ['log', 'error', 'warn', 'debug', 'verbose', 'fatal'].map((level) => [
@@ -55,37 +70,95 @@ const captureLogger: LoggerService = Object.fromEntries(
   ]),
 ) as unknown as LoggerService;
 
-// ---------------------------------------------------------------- client --
-
+/** Everything started here, closed in reverse order after the file. */
 const started: Array<{ close: () => Promise<unknown> }> = [];
+let target: Target;
+let server: RunningApp;
+/** The gateway in front of `server`: stage `prod`, 80 KiB payload limit, knows KEY. */
+let gateway: RunningApp;
+const savedEnv = { ...process.env };
+
+beforeAll(async () => {
+  await ensureBuilt(['proxy-server', 'gateway']);
+  // The SDK's default chain reads these when a client first signs (lazily,
+  // then cached), so they stay set for the whole file.
+  Object.assign(process.env, {
+    AWS_ACCESS_KEY_ID: KEY.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: KEY.secretAccessKey,
+    AWS_EC2_METADATA_DISABLED: 'true',
+  });
+  delete process.env.AWS_PROFILE;
+  delete process.env.AWS_SESSION_TOKEN;
+  target = await startTarget();
+  server = await startApp('proxy-server', {
+    SERVER_LISTEN_PORT: '0',
+    // Long-polls end (202) after 100 ms, so a slow target shows in a test.
+    RESPONSE_WAIT_MS: '100',
+  });
+  started.push({ close: () => server.stop() });
+  gateway = await startGateway({ GATEWAY_MAX_BODY_BYTES: String(80 * KiB) });
+});
+afterAll(async () => {
+  for (const s of started.reverse()) await s.close();
+  await target?.close();
+  process.env = savedEnv;
+});
 
 /**
- * Starts proxy-client with `env`. Every client here talks to the fake,
- * which knows only the separate calls: the one-call exchange is tested
- * against the real server and gateway (relay/pipeline/forward-http.spec.ts).
+ * Starts one more real gateway (stage `prod`, knowing KEY unless `env` says
+ * otherwise), in front of `upstream` (default: the proxy-server).
+ */
+async function startGateway(
+  env: Record<string, string> = {},
+  upstream = server.url,
+): Promise<RunningApp> {
+  const app = await startApp('gateway', {
+    GATEWAY_LISTEN_PORT: '0',
+    GATEWAY_UPSTREAM_URL: upstream,
+    GATEWAY_STAGE: STAGE,
+    GATEWAY_CREDENTIALS: `${KEY.accessKeyId}:${KEY.secretAccessKey}`,
+    ...env,
+  });
+  started.push({ close: () => app.stop() });
+  return app;
+}
+
+/** A metering hop in front of `gateway` (see testing/metering-proxy.ts). */
+async function startMeter(
+  options: Omit<MeteringProxyOptions, 'upstream'> = {},
+): Promise<MeteringProxy> {
+  const meter = await startMeteringProxy({ upstream: gateway.url, ...options });
+  started.push(meter);
+  return meter;
+}
+
+/** What the gateway counted (`GET /_gateway/stats`). */
+async function statsOf(app: RunningApp): Promise<{
+  total: number;
+  faults: { total: number; by_kind: Record<string, number> };
+}> {
+  const res = await fetch(`${app.url}/_gateway/stats`);
+  return (await res.json()) as Awaited<ReturnType<typeof statsOf>>;
+}
+
+/**
+ * Starts proxy-client in this process with `env`, through `meter` (or
+ * API_GATEWAY_URL in `env`), with the separate calls.
  */
 async function startClient(
-  env: Record<string, string>,
+  meter: MeteringProxy | undefined,
+  env: Record<string, string> = {},
 ): Promise<RunningClient> {
   const client = await startClientApp(
-    { COMBINED_CALL: 'false', ...env },
+    {
+      COMBINED_CALL: 'false',
+      ...(meter ? { API_GATEWAY_URL: `${meter.url}/${STAGE}` } : {}),
+      ...env,
+    },
     captureLogger,
   );
   started.push(client.app);
   return client;
-}
-
-async function startFake(
-  options: FakeChunkgateOptions = {},
-): Promise<FakeChunkgate> {
-  const fake = await startFakeChunkgate({
-    stage: 'prod',
-    key: KEY,
-    responseWaitMs: 100,
-    ...options,
-  });
-  started.push(fake);
-  return fake;
 }
 
 /** A port nothing listens on. */
@@ -98,35 +171,36 @@ async function closedPort(): Promise<number> {
   return port;
 }
 
-let target: Target;
-const savedEnv = { ...process.env };
-beforeAll(async () => {
-  // The SDK's default chain reads these when a client first signs (lazily,
-  // then cached), so they stay set for the whole file.
-  Object.assign(process.env, {
-    AWS_ACCESS_KEY_ID: KEY.accessKeyId,
-    AWS_SECRET_ACCESS_KEY: KEY.secretAccessKey,
-    AWS_EC2_METADATA_DISABLED: 'true',
+/** A target started for one test, closed after the file. */
+async function startOwnTarget(handler: http.RequestListener): Promise<string> {
+  const own = http.createServer(handler);
+  own.listen(0, '127.0.0.1');
+  await once(own, 'listening');
+  started.push({
+    close: async () => {
+      own.closeAllConnections();
+      own.close();
+    },
   });
-  delete process.env.AWS_PROFILE;
-  delete process.env.AWS_SESSION_TOKEN;
-  target = await startTarget();
-});
-afterAll(async () => {
-  for (const s of started.reverse()) await s.close();
-  await target.close();
-  process.env = savedEnv;
-});
+  return `http://127.0.0.1:${(own.address() as AddressInfo).port}`;
+}
+
+/** `METHOD /path INDEX STATUS` of each call, `lost` for an answer the meter lost. */
+function traceOf(calls: MeteredCall[]): string[] {
+  return calls.map(
+    (c) =>
+      `${c.method} ${c.path} ${c.headers['x-chunk-index'] ?? ''} ${c.lost ? 'lost' : (c.status ?? 'dropped')}`,
+  );
+}
 
 // ----------------------------------------------------------------- tests --
 
 describe('proxy-client relaying through a signed gateway with a stage', () => {
-  let fake: FakeChunkgate;
+  let meter: MeteringProxy;
   let client: RunningClient;
   beforeAll(async () => {
-    fake = await startFake({ maxBodyBytes: 80 * KiB });
-    client = await startClient({
-      API_GATEWAY_URL: fake.url,
+    meter = await startMeter();
+    client = await startClient(meter, {
       CHUNK_SIZE: String(64 * KiB),
       MAX_BODY_SIZE: String(1024 * KiB),
       LOG_LEVEL: 'debug',
@@ -134,20 +208,19 @@ describe('proxy-client relaying through a signed gateway with a stage', () => {
   });
 
   const callsOf = (id: string) =>
-    fake.calls.filter(
+    meter.calls.filter(
       (c) => c.headers['x-connection-id'] === id || c.body.includes(id),
     );
   /** The connection id of the first connection opened after call `before`. */
   const firstId = (before: number): string => {
-    const open = fake.calls
+    const open = meter.calls
       .slice(before)
       .find((c) => c.path === '/proxy/connection' && c.method === 'POST')!;
     return (JSON.parse(open.body.toString()) as { connection_id: string })
       .connection_id;
   };
-
   it('carries a GET with the separate calls: connection, final empty chunk, response; no release after the last chunk', async () => {
-    const before = fake.calls.length;
+    const before = meter.calls.length;
     const res = await viaProxy(client.url, `${target.url}/echo?q=1`, {
       headers: {
         'proxy-authorization': 'Basic eDp5',
@@ -197,7 +270,7 @@ describe('proxy-client relaying through a signed gateway with a stage', () => {
 
   it('uploads a Content-Length body in CHUNK_SIZE chunks, intact', async () => {
     const body = randomBytes(200 * KiB + 7);
-    const before = fake.calls.length;
+    const before = meter.calls.length;
     const res = await viaProxy(client.url, `${target.url}/echo`, {
       method: 'POST',
       body,
@@ -208,7 +281,7 @@ describe('proxy-client relaying through a signed gateway with a stage', () => {
       sha256: sha256(body),
     });
     // (sent UPLOAD_CONCURRENCY at once: they may arrive in any order)
-    const chunks = fake.calls
+    const chunks = meter.calls
       .slice(before)
       .filter((c) => c.path === '/proxy/chunk')
       .sort(
@@ -232,7 +305,7 @@ describe('proxy-client relaying through a signed gateway with a stage', () => {
 
   it('uploads a chunked body of unknown size with body_size null', async () => {
     const pieces = Array.from({ length: 10 }, () => randomBytes(13 * KiB));
-    const before = fake.calls.length;
+    const before = meter.calls.length;
     const res = await viaProxy(client.url, `${target.url}/echo`, {
       method: 'PUT',
       headers: { 'transfer-encoding': 'chunked' },
@@ -243,7 +316,7 @@ describe('proxy-client relaying through a signed gateway with a stage', () => {
       bytes: 130 * KiB,
       sha256: sha256(Buffer.concat(pieces)),
     });
-    const open = fake.calls
+    const open = meter.calls
       .slice(before)
       .find((c) => c.method === 'POST' && c.path === '/proxy/connection');
     expect(JSON.parse(open!.body.toString()).body_size).toBeNull();
@@ -358,7 +431,7 @@ describe('proxy-client relaying through a signed gateway with a stage', () => {
   ])(
     'refuses a Content-Length over MAX_BODY_SIZE with 413 before any gateway call, on a connection that %s',
     async (_label, agent) => {
-      const before = fake.calls.length;
+      const before = meter.calls.length;
       const size = 8 * 1024 * KiB;
       const res = await viaProxy(client.url, `${target.url}/echo`, {
         method: 'POST',
@@ -375,13 +448,13 @@ describe('proxy-client relaying through a signed gateway with a stage', () => {
       });
       // (a release of an earlier exchange may still arrive)
       expect(
-        fake.calls.slice(before).filter((c) => c.method !== 'DELETE'),
+        meter.calls.slice(before).filter((c) => c.method !== 'DELETE'),
       ).toEqual([]);
     },
   );
 
   it('refuses a chunked upload with 413 as it passes MAX_BODY_SIZE, and releases the connection', async () => {
-    const before = fake.calls.length;
+    const before = meter.calls.length;
     const pieces = Array.from({ length: 40 }, () => Buffer.alloc(32 * KiB, 3)); // 1.25 MiB
     const res = await viaProxy(client.url, `${target.url}/echo`, {
       method: 'POST',
@@ -392,12 +465,12 @@ describe('proxy-client relaying through a signed gateway with a stage', () => {
     expect(res.requestError).toBeUndefined();
     expect(errorOf(res).error).toBe('body_too_large');
     expect(errorOf(res).message).toMatch(/MAX_BODY_SIZE of 1048576 bytes/);
-    const calls = fake.calls.slice(before);
+    const calls = meter.calls.slice(before);
     expect(
       calls.filter((c) => c.path === '/proxy/chunk').length,
     ).toBeLessThanOrEqual(16);
     await eventually(() =>
-      fake.calls.slice(before).some((c) => c.method === 'DELETE'),
+      meter.calls.slice(before).some((c) => c.method === 'DELETE'),
     );
     // nothing reached the target
     expect(calls.every((c) => c.headers['x-chunk-final'] !== 'true')).toBe(
@@ -405,23 +478,14 @@ describe('proxy-client relaying through a signed gateway with a stage', () => {
     );
   });
 
-  it('answers an origin-form request and a CONNECT without a port with 400', async () => {
+  // (A CONNECT without a port: test/tunnel.e2e-spec.ts asserts its exact 400.)
+  it('answers an origin-form request with 400 saying how to use the proxy', async () => {
     const res = await fetch(`${client.url}/some/path`);
     expect(res.status).toBe(400);
     expect(await res.json()).toEqual({
       error: 'bad_proxy_request',
       message: `This is an HTTP proxy: send absolute-form requests (curl -x ${client.url} http://target/...), not "GET /some/path".`,
     });
-    const socket = net.connect(client.port, '127.0.0.1');
-    await once(socket, 'connect');
-    socket.write('CONNECT example.com HTTP/1.1\r\nHost: example.com\r\n\r\n');
-    let answer = '';
-    socket.on('data', (d: Buffer) => (answer += d.toString()));
-    await once(socket, 'close');
-    expect(answer).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n/);
-    expect(answer).toContain(
-      '{"error":"bad_proxy_request","message":"CONNECT needs a target of the form host:port (such as example.com:443), got \\"example.com\\"."}',
-    );
   });
 
   it('logs each gateway call at debug and one access line per request, never secrets', async () => {
@@ -469,11 +533,8 @@ describe('proxy-client relaying through a signed gateway with a stage', () => {
   });
 
   it('answers 502 explaining CHUNK_SIZE when the gateway refuses a chunk as too large, and releases the connection', async () => {
-    const big = await startClient({
-      API_GATEWAY_URL: fake.url,
-      CHUNK_SIZE: String(100 * KiB),
-    });
-    const before = fake.calls.length;
+    const big = await startClient(meter, { CHUNK_SIZE: String(100 * KiB) });
+    const before = meter.calls.length;
     const res = await viaProxy(big.url, `${target.url}/echo`, {
       method: 'POST',
       body: Buffer.alloc(150 * KiB),
@@ -485,43 +546,83 @@ describe('proxy-client relaying through a signed gateway with a stage', () => {
     );
     // A chunk that failed for good abandons the exchange: DELETE.
     await eventually(() =>
-      fake.calls
+      meter.calls
         .slice(before)
         .some((c) => c.method === 'DELETE' && c.status === 204),
     );
   });
 
   it('answers 502 gateway_auth_failed when the gateway refuses the signature', async () => {
-    // A gateway that expects another secret than the one the client signs with.
-    const strict = await startFake({
-      key: { ...KEY, secretAccessKey: 'another-secret' },
+    // A gateway that holds another secret for KEY than the one the client signs with.
+    const strict = await startGateway({
+      GATEWAY_CREDENTIALS: `${KEY.accessKeyId}:another-secret`,
     });
-    const wrong = await startClient({ API_GATEWAY_URL: strict.url });
+    const wrong = await startClient(undefined, {
+      API_GATEWAY_URL: `${strict.url}/${STAGE}`,
+    });
     const res = await viaProxy(wrong.url, `${target.url}/echo`);
     expect(res.status).toBe(502);
     expect(errorOf(res)).toEqual({
       error: 'gateway_auth_failed',
-      message:
-        'The API Gateway refused the request signature (403: The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method.): check AWS credentials, AWS_REGION and API_GATEWAY_URL',
+      message: `The API Gateway refused the request signature (403: ${SIGNATURE_MISMATCH}): check AWS credentials, AWS_REGION and API_GATEWAY_URL`,
     });
+    const stats = await statsOf(strict);
+    expect([stats.total, stats.faults.total]).toEqual([1, 0]); // not retried
   });
 });
 
 describe('proxy-client when things fail', () => {
   it('falls back to the separate calls, for good, when proxy-server predates POST /proxy/exchange', async () => {
-    // What a proxy-server without the exchange answers for an unknown path.
-    const old = await startFake({
-      intercept: (call, res) => {
-        if (call.path !== '/proxy/exchange') return false;
-        res.writeHead(404, { 'content-type': 'application/json' });
-        res.end(
-          '{"error":"invalid_request","message":"No such endpoint: POST /proxy/exchange."}',
-        );
-        return true;
+    // The one stand-in in this file: the real server never answers 404 to
+    // its own exchange. An old server is the real one behind a hop that
+    // answers POST /proxy/exchange as a server answers a path it does not
+    // know, behind a real gateway.
+    const seen: Array<{ method: string; path: string; status?: number }> = [];
+    const oldServer = http.createServer((req, res) => {
+      const call = { method: req.method ?? '', path: req.url ?? '' };
+      const record: (typeof seen)[number] = { ...call };
+      seen.push(record);
+      res.on('finish', () => (record.status = res.statusCode));
+      if (call.method === 'POST' && call.path === '/proxy/exchange') {
+        req.resume();
+        const text = JSON.stringify({
+          error: 'invalid_request',
+          message:
+            'No such endpoint: POST /proxy/exchange. proxy-server serves POST and DELETE /proxy/connection, POST /proxy/chunk and GET /proxy/response.',
+        });
+        res.writeHead(404, {
+          'content-type': 'application/json; charset=utf-8',
+          'content-length': Buffer.byteLength(text),
+        });
+        res.end(text);
+        return;
+      }
+      const forward = http.request(`${server.url}${call.path}`, {
+        method: call.method,
+        headers: req.headers,
+        agent: false,
+      });
+      forward.on('response', (answer) => {
+        res.writeHead(answer.statusCode ?? 502, answer.rawHeaders);
+        answer.pipe(res);
+      });
+      forward.on('error', () => res.destroy());
+      req.pipe(forward);
+    });
+    oldServer.listen(0, '127.0.0.1');
+    await once(oldServer, 'listening');
+    started.push({
+      close: async () => {
+        oldServer.closeAllConnections();
+        oldServer.close();
       },
     });
-    const client = await startClient({
-      API_GATEWAY_URL: old.url,
+    const oldGateway = await startGateway(
+      {},
+      `http://127.0.0.1:${(oldServer.address() as AddressInfo).port}`,
+    );
+    const client = await startClient(undefined, {
+      API_GATEWAY_URL: `${oldGateway.url}/${STAGE}`,
       COMBINED_CALL: 'true',
     });
     logs.length = 0;
@@ -536,7 +637,7 @@ describe('proxy-client when things fail', () => {
         sha256: sha256(body),
       });
     }
-    expect(old.calls.map((c) => `${c.method} ${c.path} ${c.status}`)).toEqual([
+    expect(seen.map((c) => `${c.method} ${c.path} ${c.status}`)).toEqual([
       'POST /proxy/exchange 404',
       'POST /proxy/connection 201',
       'POST /proxy/chunk 200',
@@ -554,7 +655,7 @@ describe('proxy-client when things fail', () => {
 
   it('answers 502 upstream_unavailable naming the cause and URL when the gateway is unreachable', async () => {
     const port = await closedPort();
-    const client = await startClient({
+    const client = await startClient(undefined, {
       API_GATEWAY_URL: `http://127.0.0.1:${port}/prod`,
       GATEWAY_MAX_RETRIES: '1',
     });
@@ -569,29 +670,27 @@ describe('proxy-client when things fail', () => {
   });
 
   it('retries gateway 503s and lost answers; a 409 on a retried create means created', async () => {
-    let failures = 0;
+    // The first two response reads go to a gateway that answers every call
+    // 503 itself; the answers of the create and of chunk 1's first send are
+    // lost after the server acted on them.
+    const faulty = await startGateway({
+      GATEWAY_FAULT_RATE: '1',
+      GATEWAY_FAULT_KINDS: '503',
+    });
+    let refused = 0;
     let chunkOneSeen = 0;
-    const fake = await startFake({
-      intercept: (call, res) => {
-        if (call.path === '/proxy/response' && failures < 2) {
-          failures += 1;
-          res
-            .writeHead(503, { 'content-type': 'application/json' })
-            .end('{"message":"Service Unavailable"}');
-          return true;
-        }
-        return false;
-      },
+    const meter = await startMeter({
+      route: (call) =>
+        call.path === '/proxy/response' && refused++ < 2
+          ? faulty.url
+          : undefined,
       loseAnswer: (call) =>
         call.n === 1 ||
         (call.path === '/proxy/chunk' &&
           call.headers['x-chunk-index'] === '1' &&
           ++chunkOneSeen === 1),
     });
-    const client = await startClient({
-      API_GATEWAY_URL: fake.url,
-      CHUNK_SIZE: String(4 * KiB),
-    });
+    const client = await startClient(meter, { CHUNK_SIZE: String(4 * KiB) });
     const body = randomBytes(10 * KiB);
     const res = await viaProxy(client.url, `${target.url}/echo`, {
       method: 'POST',
@@ -602,10 +701,7 @@ describe('proxy-client when things fail', () => {
       bytes: body.length,
       sha256: sha256(body),
     });
-    const trace = fake.calls.map(
-      (c) =>
-        `${c.method} ${c.path} ${c.headers['x-chunk-index'] ?? ''} ${c.status ?? 'lost'}`,
-    );
+    const trace = traceOf(meter.calls);
     expect(trace.slice(0, 2)).toEqual([
       'POST /proxy/connection  lost',
       'POST /proxy/connection  409',
@@ -617,102 +713,96 @@ describe('proxy-client when things fail', () => {
     expect(
       trace.filter((t) => t.startsWith('GET /proxy/response 0 503')),
     ).toHaveLength(2);
+    expect((await statsOf(faulty)).faults).toMatchObject({
+      total: 2,
+      by_kind: { '503': 2 },
+    });
     expect(target.seen.filter((s) => s.sha256 === sha256(body))).toHaveLength(
       1,
     );
   });
 
   it('asks again after 202 while the target is slow', async () => {
-    const slow = http.createServer((_req, res) =>
+    const slow = await startOwnTarget((_req, res) =>
       setTimeout(() => res.end('late'), 450),
     );
-    slow.listen(0, '127.0.0.1');
-    await once(slow, 'listening');
-    started.push({
-      close: async () => {
-        slow.closeAllConnections();
-        slow.close();
-      },
-    });
-    const fake = await startFake({ responseWaitMs: 100 });
-    const client = await startClient({ API_GATEWAY_URL: fake.url });
-    const res = await viaProxy(
-      client.url,
-      `http://127.0.0.1:${(slow.address() as AddressInfo).port}/`,
-    );
+    const meter = await startMeter();
+    const client = await startClient(meter);
+    const res = await viaProxy(client.url, `${slow}/`);
     expect([res.status, res.body.toString()]).toEqual([200, 'late']);
     expect(
-      fake.calls.filter((c) => c.path === '/proxy/response' && c.status === 202)
-        .length,
+      meter.calls.filter(
+        (c) => c.path === '/proxy/response' && c.status === 202,
+      ).length,
     ).toBeGreaterThanOrEqual(2);
   });
 
   it('answers 504 when nothing progresses for REQUEST_TIMEOUT_MS, and releases', async () => {
-    const fake = await startFake({ responseWaitMs: 100 });
-    const client = await startClient({
-      API_GATEWAY_URL: fake.url,
-      REQUEST_TIMEOUT_MS: '1000',
-    });
+    const meter = await startMeter();
+    const client = await startClient(meter, { REQUEST_TIMEOUT_MS: '1000' });
     const res = await viaProxy(client.url, `${target.url}/hang`);
     expect(res.status).toBe(504);
     expect(errorOf(res).error).toBe('gateway_timeout');
     expect(errorOf(res).message).toMatch(/REQUEST_TIMEOUT_MS/);
-    await eventually(() => fake.calls.some((c) => c.method === 'DELETE'));
+    await eventually(() =>
+      meter.calls.some((c) => c.method === 'DELETE' && c.status === 204),
+    );
   });
 
-  it('cuts the application off, never ends it cleanly, when the response breaks after the head', async () => {
-    const fake = await startFake({
-      intercept: (call, res) => {
-        if (
-          call.path === '/proxy/response' &&
-          call.headers['x-chunk-index'] === '2'
-        ) {
-          res.writeHead(502, { 'content-type': 'application/json' });
-          res.end(
-            '{"error":"target_unreachable","message":"The target\'s response broke off (ECONNRESET)."}',
-          );
-          return true;
-        }
-        return false;
-      },
-    });
-    const client = await startClient({
-      API_GATEWAY_URL: fake.url,
-      CHUNK_SIZE: String(16 * KiB),
-    });
-    for (const query of ['', '&chunked=1']) {
-      const res = await viaProxy(
-        client.url,
-        `${target.url}/bytes?size=${100 * KiB}${query}`,
-      );
+  it.each([
+    [
+      'with Content-Length',
+      async () => `${target.url}/break?after=${40 * KiB}`,
+    ],
+    [
+      'chunked',
+      () =>
+        startOwnTarget((_req, res) => {
+          res.writeHead(200, { 'content-type': 'application/octet-stream' });
+          res.write(Buffer.alloc(40 * KiB, 1), () => res.destroy());
+        }),
+    ],
+  ])(
+    'cuts the application off, never ends it cleanly, when the response breaks after the head (%s)',
+    async (_label, breaking) => {
+      // The target sends 40 KiB and drops the connection: the server serves
+      // the two 16 KiB chunks it sealed and answers chunk 2 with 502.
+      const url = await breaking();
+      const meter = await startMeter();
+      const client = await startClient(meter, {
+        CHUNK_SIZE: String(16 * KiB),
+      });
+      const res = await viaProxy(client.url, url);
       expect(res.status).toBe(200);
       expect(res.complete).toBe(false);
       expect(res.body.length).toBe(32 * KiB);
-    }
-  });
+      expect(
+        traceOf(meter.calls).filter((t) => t.startsWith('GET /proxy/response')),
+      ).toContain('GET /proxy/response 2 502');
+    },
+  );
 
   it('stops and releases the server connection when the application goes away', async () => {
-    const fake = await startFake({});
-    const client = await startClient({
-      API_GATEWAY_URL: fake.url,
-      CHUNK_SIZE: String(16 * KiB),
-    });
+    const meter = await startMeter();
+    const client = await startClient(meter, { CHUNK_SIZE: String(16 * KiB) });
     await viaProxy(client.url, `${target.url}/bytes?size=${4096 * KiB}`, {
       onResponse: (res) => res.destroy(),
     });
     await eventually(() =>
-      fake.calls.some((c) => c.method === 'DELETE' && c.status === 204),
+      meter.calls.some((c) => c.method === 'DELETE' && c.status === 204),
     );
-    const reads = fake.calls.filter((c) => c.path === '/proxy/response').length;
+    const reads = meter.calls.filter(
+      (c) => c.path === '/proxy/response',
+    ).length;
     expect(reads).toBeLessThan(64); // far from the 256 chunks of the whole body
   });
 
   it('on shutdown answers running exchanges 503 and releases them before the pool closes', async () => {
-    const fake = await startFake({ responseWaitMs: 100 });
-    const client = await startClient({ API_GATEWAY_URL: fake.url });
+    const meter = await startMeter();
+    const client = await startClient(meter);
     const pending = viaProxy(client.url, `${target.url}/hang?shutdown=1`);
     await eventually(() =>
-      fake.calls.some((c) => c.path === '/proxy/response'),
+      meter.calls.some((c) => c.path === '/proxy/response'),
     );
     // What Nest's shutdown hooks run on SIGTERM, before the transport closes.
     await client.app.get(RelayService).beforeApplicationShutdown();
@@ -723,18 +813,15 @@ describe('proxy-client when things fail', () => {
       message: 'proxy-client is shutting down: send the request again.',
     });
     expect(
-      fake.calls.some((c) => c.method === 'DELETE' && c.status === 204),
+      meter.calls.some((c) => c.method === 'DELETE' && c.status === 204),
     ).toBe(true);
     const late = await viaProxy(client.url, `${target.url}/echo`);
     expect(late.status).toBe(503);
   });
 
   it('stops uploading and releases when the application goes away mid-body', async () => {
-    const fake = await startFake({});
-    const client = await startClient({
-      API_GATEWAY_URL: fake.url,
-      CHUNK_SIZE: String(16 * KiB),
-    });
+    const meter = await startMeter();
+    const client = await startClient(meter, { CHUNK_SIZE: String(16 * KiB) });
     const proxy = new URL(client.url);
     const req = http.request({
       host: proxy.hostname,
@@ -747,13 +834,13 @@ describe('proxy-client when things fail', () => {
     req.on('error', () => undefined);
     req.write(Buffer.alloc(40 * KiB, 1));
     await eventually(() =>
-      fake.calls.some((c) => c.path === '/proxy/chunk' && c.status === 200),
+      meter.calls.some((c) => c.path === '/proxy/chunk' && c.status === 200),
     );
     req.destroy();
     await eventually(() =>
-      fake.calls.some((c) => c.method === 'DELETE' && c.status === 204),
+      meter.calls.some((c) => c.method === 'DELETE' && c.status === 204),
     );
-    const chunks = fake.calls.filter((c) => c.path === '/proxy/chunk');
+    const chunks = meter.calls.filter((c) => c.path === '/proxy/chunk');
     expect(chunks.length).toBeGreaterThan(0);
     expect(chunks.every((c) => c.headers['x-chunk-final'] === 'false')).toBe(
       true,
