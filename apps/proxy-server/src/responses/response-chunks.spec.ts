@@ -109,6 +109,18 @@ describe('ResponseChunks', () => {
     expect(chunks.bufferedBytes).toBe(4);
   });
 
+  it('asked for an enormous index, frees what it holds at once (no loop over the indexes)', async () => {
+    const chunks = new ResponseChunks(4, 1);
+    chunks.start(head);
+    chunks.push(Buffer.from('abcdefgh'));
+    const started = performance.now();
+    await expect(chunks.read(999_999_999, 0)).resolves.toEqual({
+      ready: false,
+    });
+    expect(performance.now() - started).toBeLessThan(50);
+    await expect(chunks.read(0, 0)).rejects.toMatchObject({ status: 409 });
+  });
+
   it('after serving the last chunk keeps the window: a lost answer of a parallel fetch can be fetched again', async () => {
     const chunks = new ResponseChunks(2, 3);
     chunks.start(head);

@@ -255,7 +255,9 @@ export class ResponseChunks {
 
   private freeUpTo(upTo: number): void {
     if (upTo < this.freedBelow) return;
-    for (let i = this.freedBelow; i <= upTo; i++) this.sealed.delete(i);
+    // Over the chunks held, not over the indexes: an index may be asked for
+    // up to 999999999, and a loop to it would block the server for seconds.
+    for (const i of this.sealed.keys()) if (i <= upTo) this.sealed.delete(i);
     this.freedBelow = upTo + 1;
     this.notify();
   }
