@@ -465,3 +465,33 @@ describe('ProxyListener and requests cut short', () => {
     });
   });
 });
+
+describe('ProxyListener and Expect', () => {
+  it('refuses an Expect other than 100-continue with a JSON 417, and keeps the connection', async () => {
+    const listener = await listening(async (_exchange, ctx) => {
+      ctx.getResponse().end('handled');
+    });
+    const socket = net.connect(listener.address().port, '127.0.0.1');
+    await once(socket, 'connect');
+    let out = '';
+    socket.on('data', (d: Buffer) => (out += d.toString('latin1')));
+    socket.write(
+      'POST http://t/ HTTP/1.1\r\nHost: t\r\nExpect: the-unexpected\r\nContent-Length: 2\r\n\r\nhi',
+    );
+    await vi.waitFor(() => expect(out).toMatch(/\}$/));
+    const { head, body } = parsed(out);
+    expect(head).toMatch(/^HTTP\/1\.1 417 Expectation Failed\r\n/);
+    expect(body).toEqual({
+      error: 'bad_proxy_request',
+      message:
+        'Expect: "the-unexpected" is not supported: this proxy understands only Expect: 100-continue; send the request without it.',
+    });
+    out = '';
+    const closed = once(socket, 'close');
+    socket.write(
+      'GET http://t/ HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n',
+    );
+    await closed;
+    expect(out).toMatch(/^HTTP\/1\.1 200 OK[\s\S]*handled$/);
+  });
+});

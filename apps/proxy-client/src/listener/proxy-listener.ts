@@ -7,6 +7,7 @@ import { lastValueFrom } from 'rxjs';
 import { ErrorCode, ProtocolError } from '@app/protocol';
 import { sendErrorAnswer } from '../common/app-answers.js';
 import { redactUrl } from '../relay/pipeline/prepare-proxy-request.js';
+import { expectationFailed } from './expectation.js';
 import { exposureWarning } from './exposure.js';
 import {
   answerOnSocket,
@@ -109,6 +110,10 @@ export class ProxyListener
     this.server.on('checkContinue', (req, res) =>
       this.onRequest(req, res, true),
     );
+    // Any other Expect: refused in JSON rather than Node's bare 417.
+    this.server.on('checkExpectation', (req, res) =>
+      this.onRequest(req, res, false, expectationFailed(req)),
+    );
     this.server.on(
       'connect',
       (req: IncomingMessage, socket: Duplex, head: Buffer) => {
@@ -182,13 +187,14 @@ export class ProxyListener
     req: IncomingMessage,
     res: ServerResponse,
     expectsContinue: boolean,
+    refusal?: ProtocolError,
   ): void {
     const socket = req.socket;
     this.inFlight.set(socket, res);
     res.once('close', () => {
       if (this.inFlight.get(socket) === res) this.inFlight.delete(socket);
     });
-    void this.dispatch(req, res, expectsContinue);
+    void this.dispatch(req, res, expectsContinue, refusal);
   }
 
   /**
@@ -212,13 +218,14 @@ export class ProxyListener
     req: IncomingMessage,
     res: ServerResponse,
     expectsContinue: boolean,
+    refusedAlready?: ProtocolError,
   ): Promise<void> {
     const exchange: ProxyExchange = {
       startedAt: Date.now(),
       expectsContinue,
       proxyUrl: this.bound?.url ?? `http://${this.options.host}`,
     };
-    const refusal = this.admit(req);
+    const refusal = refusedAlready ?? this.admit(req);
     if (refusal) {
       await this.refuse(exchange, req, res, refusal);
       return;
