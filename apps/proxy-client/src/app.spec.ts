@@ -92,8 +92,9 @@ beforeAll(async () => {
   target = await startTarget();
   server = await startApp('proxy-server', {
     SERVER_LISTEN_PORT: '0',
-    // Long-polls end (202) after 100 ms, so a slow target shows in a test.
-    RESPONSE_WAIT_MS: '100',
+    // Long-polls end (202) after 500 ms, so a slow target shows within a
+    // test, yet a quick one answers the first poll even on a busy machine.
+    RESPONSE_WAIT_MS: '500',
   });
   started.push({ close: () => server.stop() });
   gateway = await startGateway({ GATEWAY_MAX_BODY_BYTES: String(80 * KiB) });
@@ -183,6 +184,60 @@ async function startOwnTarget(handler: http.RequestListener): Promise<string> {
     },
   });
   return `http://127.0.0.1:${(own.address() as AddressInfo).port}`;
+}
+
+/**
+ * proxy-server as it was before `POST /proxy/exchange`: the real server
+ * behind a hop that answers that one call as a server answers a path it
+ * does not know. The only stand-in in this file, because the real server
+ * never answers 404 to its own exchange. It goes behind a real gateway, where
+ * the server is; `seen` is every call it got, with the status answered.
+ */
+async function startOldServer() {
+  const seen: Array<{ method: string; path: string; status?: number }> = [];
+  const old = http.createServer((req, res) => {
+    const call: (typeof seen)[number] = {
+      method: req.method ?? '',
+      path: req.url ?? '',
+    };
+    seen.push(call);
+    res.on('finish', () => (call.status = res.statusCode));
+    if (call.method === 'POST' && call.path === '/proxy/exchange') {
+      req.resume();
+      const text = JSON.stringify({
+        error: 'invalid_request',
+        message:
+          'No such endpoint: POST /proxy/exchange. proxy-server serves POST and DELETE /proxy/connection, POST /proxy/chunk and GET /proxy/response.',
+      });
+      res.writeHead(404, {
+        'content-type': 'application/json; charset=utf-8',
+        'content-length': Buffer.byteLength(text),
+      });
+      res.end(text);
+      return;
+    }
+    const forward = http.request(`${server.url}${call.path}`, {
+      method: call.method,
+      headers: req.headers,
+      agent: false,
+    });
+    forward.on('response', (answer) => {
+      res.writeHead(answer.statusCode ?? 502, answer.rawHeaders);
+      answer.pipe(res);
+    });
+    forward.on('error', () => res.destroy());
+    req.pipe(forward);
+  });
+  old.listen(0, '127.0.0.1');
+  await once(old, 'listening');
+  started.push({
+    close: async () => {
+      old.closeAllConnections();
+      old.close();
+    },
+  });
+  const { port } = old.address() as AddressInfo;
+  return { url: `http://127.0.0.1:${port}`, seen };
 }
 
 /** `METHOD /path INDEX STATUS` of each call, `lost` for an answer the meter lost. */
@@ -470,7 +525,9 @@ describe('proxy-client relaying through a signed gateway with a stage', () => {
       calls.filter((c) => c.path === '/proxy/chunk').length,
     ).toBeLessThanOrEqual(16);
     await eventually(() =>
-      meter.calls.slice(before).some((c) => c.method === 'DELETE'),
+      meter.calls
+        .slice(before)
+        .some((c) => c.method === 'DELETE' && c.status === 204),
     );
     // nothing reached the target
     expect(calls.every((c) => c.headers['x-chunk-final'] !== 'true')).toBe(
@@ -500,7 +557,10 @@ describe('proxy-client relaying through a signed gateway with a stage', () => {
         },
       },
     );
-    await eventually(() => logs.some((l) => l.context === 'Access'));
+    // (an earlier exchange's access line may come in late: find this one's)
+    const mine = (l: (typeof logs)[number]) =>
+      l.context === 'Access' && l.message.includes('/echo?log=1');
+    await eventually(() => logs.some(mine));
     const debug = logs
       .filter((l) => l.level === 'debug' && l.context === 'GatewayClient')
       .map((l) => l.message);
@@ -514,7 +574,7 @@ describe('proxy-client relaying through a signed gateway with a stage', () => {
         ),
       ]),
     );
-    const access = logs.find((l) => l.context === 'Access')!;
+    const access = logs.find(mine)!;
     expect(access.level).toBe('log');
     expect(access.message).toMatch(
       new RegExp(
@@ -573,54 +633,8 @@ describe('proxy-client relaying through a signed gateway with a stage', () => {
 
 describe('proxy-client when things fail', () => {
   it('falls back to the separate calls, for good, when proxy-server predates POST /proxy/exchange', async () => {
-    // The one stand-in in this file: the real server never answers 404 to
-    // its own exchange. An old server is the real one behind a hop that
-    // answers POST /proxy/exchange as a server answers a path it does not
-    // know, behind a real gateway.
-    const seen: Array<{ method: string; path: string; status?: number }> = [];
-    const oldServer = http.createServer((req, res) => {
-      const call = { method: req.method ?? '', path: req.url ?? '' };
-      const record: (typeof seen)[number] = { ...call };
-      seen.push(record);
-      res.on('finish', () => (record.status = res.statusCode));
-      if (call.method === 'POST' && call.path === '/proxy/exchange') {
-        req.resume();
-        const text = JSON.stringify({
-          error: 'invalid_request',
-          message:
-            'No such endpoint: POST /proxy/exchange. proxy-server serves POST and DELETE /proxy/connection, POST /proxy/chunk and GET /proxy/response.',
-        });
-        res.writeHead(404, {
-          'content-type': 'application/json; charset=utf-8',
-          'content-length': Buffer.byteLength(text),
-        });
-        res.end(text);
-        return;
-      }
-      const forward = http.request(`${server.url}${call.path}`, {
-        method: call.method,
-        headers: req.headers,
-        agent: false,
-      });
-      forward.on('response', (answer) => {
-        res.writeHead(answer.statusCode ?? 502, answer.rawHeaders);
-        answer.pipe(res);
-      });
-      forward.on('error', () => res.destroy());
-      req.pipe(forward);
-    });
-    oldServer.listen(0, '127.0.0.1');
-    await once(oldServer, 'listening');
-    started.push({
-      close: async () => {
-        oldServer.closeAllConnections();
-        oldServer.close();
-      },
-    });
-    const oldGateway = await startGateway(
-      {},
-      `http://127.0.0.1:${(oldServer.address() as AddressInfo).port}`,
-    );
+    const old = await startOldServer();
+    const oldGateway = await startGateway({}, old.url);
     const client = await startClient(undefined, {
       API_GATEWAY_URL: `${oldGateway.url}/${STAGE}`,
       COMBINED_CALL: 'true',
@@ -637,7 +651,7 @@ describe('proxy-client when things fail', () => {
         sha256: sha256(body),
       });
     }
-    expect(seen.map((c) => `${c.method} ${c.path} ${c.status}`)).toEqual([
+    expect(old.seen.map((c) => `${c.method} ${c.path} ${c.status}`)).toEqual([
       'POST /proxy/exchange 404',
       'POST /proxy/connection 201',
       'POST /proxy/chunk 200',
@@ -724,7 +738,7 @@ describe('proxy-client when things fail', () => {
 
   it('asks again after 202 while the target is slow', async () => {
     const slow = await startOwnTarget((_req, res) =>
-      setTimeout(() => res.end('late'), 450),
+      setTimeout(() => res.end('late'), 1400),
     );
     const meter = await startMeter();
     const client = await startClient(meter);
