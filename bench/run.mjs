@@ -11,14 +11,19 @@
 // shared machine are noisy: compare ratios within the run, not across runs.
 import { execFileSync } from 'node:child_process';
 import { once } from 'node:events';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import http from 'node:http';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { createProxy } from 'proxy';
 import { Agent, ProxyAgent, request } from 'undici';
 import { startChain } from '../scripts/chain.mjs';
-import { deterministicBytes, startTarget } from '../scripts/target.mjs';
+import {
+  deterministicBytes,
+  makeCertificate,
+  startTarget,
+} from '../scripts/target.mjs';
 import { renderChart } from './chart.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -46,6 +51,14 @@ if (!process.argv.includes('--no-build')) {
 }
 
 const target = await startTarget();
+const certDir = mkdtempSync(join(os.tmpdir(), 'chunkgate-bench-'));
+const certificate = await makeCertificate(certDir);
+const httpsTarget = await startTarget({
+  tls: { key: certificate.key, cert: certificate.cert },
+});
+const tls = { ca: certificate.cert };
+const HTTPS_SMALL_COUNT = QUICK ? 50 : 200;
+const HTTPS_DOWNLOAD = 50 * MB;
 const results = [];
 
 /** Configurations in the order they are measured and shown. */
@@ -55,6 +68,7 @@ const configurations = [
     latency: 0,
     start: async () => ({
       dispatcher: new Agent({ connections: 64 }),
+      httpsDispatcher: new Agent({ connect: tls }),
       stop: async () => {},
     }),
   },
@@ -97,6 +111,8 @@ for (const configuration of configurations) {
         return PARALLEL_COUNT * PARALLEL_SIZE;
       },
     );
+    if (!configuration.name.includes('seed'))
+      row.https = await measureHttps(running);
     if (running.peakRss) row.rss = running.peakRss();
   } finally {
     await running.stop();
@@ -104,6 +120,8 @@ for (const configuration of configurations) {
   results.push(row);
 }
 await target.close();
+await httpsTarget.close();
+rmSync(certDir, { recursive: true, force: true });
 
 const markdown = renderMarkdown(results);
 writeFileSync(`${ROOT}bench/RESULTS.md`, markdown);
@@ -119,6 +137,7 @@ async function startPlainProxy() {
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   const uri = `http://127.0.0.1:${server.address().port}`;
+  const httpsDispatcher = new ProxyAgent({ uri, requestTls: tls });
   const dispatcher = new ProxyAgent({
     uri,
     proxyTunnel: false,
@@ -126,8 +145,10 @@ async function startPlainProxy() {
   });
   return {
     dispatcher,
+    httpsDispatcher,
     stop: async () => {
       await dispatcher.close();
+      await httpsDispatcher.close();
       server.closeAllConnections?.();
       await new Promise((resolve) => server.close(resolve));
     },
@@ -141,12 +162,16 @@ async function startChunkgate(latency, mode) {
       GATEWAY_MAX_BODY_BYTES: String(2 * 1024 * 1024),
     },
     client: { ...mode },
-    server: {},
+    server: { CONNECT_ALLOWED_PORTS: String(httpsTarget.port) },
   });
   const dispatcher = new ProxyAgent({
     uri: chain.proxyUrl,
     proxyTunnel: false,
     connections: 64,
+  });
+  const httpsDispatcher = new ProxyAgent({
+    uri: chain.proxyUrl,
+    requestTls: tls,
   });
   const stats = async () => {
     const res = await request(`${chain.gateway.url}/_gateway/stats`);
@@ -154,6 +179,7 @@ async function startChunkgate(latency, mode) {
   };
   return {
     dispatcher,
+    httpsDispatcher,
     gatewayCalls: async () => (await stats()).total,
     peakRss: () => ({
       client: peakRssMb(chain.client.child.pid),
@@ -161,6 +187,7 @@ async function startChunkgate(latency, mode) {
     }),
     stop: async () => {
       await dispatcher.close();
+      await httpsDispatcher.close();
       await chain.stop();
     },
   };
@@ -225,6 +252,51 @@ async function measureSmallGets(running) {
       (calls === undefined
         ? '\n'
         : `; ${calls.toFixed(2)} gateway calls/request\n`),
+  );
+  return result;
+}
+
+/**
+ * HTTPS through a warm tunnel (or straight over TLS): small GETs one at a
+ * time after a warm-up, so each reuses the open connection, and one 50 MB
+ * download.
+ */
+async function measureHttps(running) {
+  const get = async (path) => {
+    const res = await request(`${httpsTarget.url}${path}`, {
+      dispatcher: running.httpsDispatcher,
+    });
+    let bytes = 0;
+    for await (const chunk of res.body) bytes += chunk.length;
+    if (res.statusCode !== 200)
+      throw new Error(`HTTPS ${path} answered ${res.statusCode}`);
+    return bytes;
+  };
+  for (let i = 0; i < 5; i += 1) await get('/status/200');
+  const callsBefore = running.gatewayCalls
+    ? await running.gatewayCalls()
+    : undefined;
+  const latencies = [];
+  for (let i = 0; i < HTTPS_SMALL_COUNT; i += 1) {
+    const t0 = performance.now();
+    await get('/status/200');
+    latencies.push(performance.now() - t0);
+  }
+  const calls =
+    callsBefore === undefined
+      ? undefined
+      : ((await running.gatewayCalls()) - callsBefore) / HTTPS_SMALL_COUNT;
+  latencies.sort((a, b) => a - b);
+  const started = performance.now();
+  const bytes = await get(`/bytes?size=${HTTPS_DOWNLOAD}&seed=bench-tls`);
+  if (bytes !== HTTPS_DOWNLOAD)
+    throw new Error(`HTTPS download got ${bytes} bytes`);
+  const mbps = bytes / MB / ((performance.now() - started) / 1000);
+  const result = { p50: latencies[latencies.length >> 1], calls, mbps };
+  process.stdout.write(
+    `HTTPS: small GET p50 ${result.p50.toFixed(1)} ms through a warm tunnel` +
+      (calls === undefined ? '' : ` (${calls.toFixed(2)} gateway calls each)`) +
+      `, ${HTTPS_DOWNLOAD / MB} MB download ${mbps.toFixed(1)} MB/s\n`,
   );
   return result;
 }
@@ -299,6 +371,18 @@ function renderMarkdown(rows) {
       `| ${r.name} | ${fmt(r.small.rps, 0)} | ${fmt(r.small.p50)} | ${fmt(r.small.p99)} | ${fmt(r.small.single)} | ${fmt(r.small.callsPerRequest, 2)} | ` +
         `${fmt(r.upload.mbps)} | ${fmt(r.download.mbps)} | ${fmt(r.parallel.mbps)} | ` +
         `${r.rss ? `${r.rss.client} / ${r.rss.server}` : '—'} |`,
+    );
+  }
+  lines.push(
+    '',
+    '### HTTPS (CONNECT tunnels; TLS end to end)',
+    '',
+    `| configuration | small GET p50 ms, warm tunnel, one at a time | gateway calls / small GET | ${HTTPS_DOWNLOAD / MB} MB download MB/s |`,
+    '|---|---|---|---|',
+  );
+  for (const r of rows.filter((row) => row.https)) {
+    lines.push(
+      `| ${r.name} | ${fmt(r.https.p50)} | ${fmt(r.https.calls, 2)} | ${fmt(r.https.mbps)} |`,
     );
   }
   lines.push(

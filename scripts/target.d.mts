@@ -30,4 +30,11 @@ export interface Target {
   close(): Promise<void>;
 }
 
-export declare function startTarget(): Promise<Target>;
+/** With `tls`, the same routes over HTTPS (`url` starts with https://). */
+export declare function startTarget(options?: {
+  tls?: { key: Buffer; cert: Buffer };
+}): Promise<Target>;
+
+export declare function makeCertificate(
+  dir: string,
+): Promise<{ key: Buffer; cert: Buffer; certFile: string }>;

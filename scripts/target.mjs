@@ -1,7 +1,12 @@
 // A real HTTP target for the end-to-end tests and the benchmark.
 import { createCipheriv, createHash } from 'node:crypto';
 import { once } from 'node:events';
+import { execFile } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
 import http from 'node:http';
+import https from 'node:https';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
 
 /**
  * Deterministic pseudo-random bytes (AES-128-CTR keystream of `seed`): the
@@ -49,7 +54,7 @@ export function sha256(data) {
  * - `ANY /sink`       reads the body without hashing it, answers 204 (benchmarks)
  * Every request but /sink is recorded in `seen`.
  */
-export async function startTarget() {
+export async function startTarget(options = {}) {
   /** @type {import('./target.d.mts').SeenRequest[]} */
   const seen = [];
   /** @type {TargetState} */
@@ -58,7 +63,7 @@ export async function startTarget() {
     held: [],
     streamed: { written: 0, finished: false },
   };
-  const server = http.createServer((req, res) => {
+  const handler = (req, res) => {
     if (req.url?.startsWith('/sink')) {
       req.resume();
       req.on('end', () => {
@@ -84,7 +89,10 @@ export async function startTarget() {
       seen.push(record);
       route(record, res, state);
     });
-  });
+  };
+  const server = options.tls
+    ? https.createServer(options.tls, handler)
+    : http.createServer(handler);
   server.keepAliveTimeout = 5000;
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
@@ -92,7 +100,7 @@ export async function startTarget() {
     .port;
   return {
     port,
-    url: `http://127.0.0.1:${port}`,
+    url: `${options.tls ? 'https' : 'http'}://127.0.0.1:${port}`,
     seen,
     ...state,
     /** @param {string} path */
@@ -215,4 +223,38 @@ async function streamTo(res, chunks, onWrite) {
   }
   res.end();
   return true;
+}
+
+/**
+ * A self-signed certificate for 127.0.0.1 and localhost, made with openssl
+ * into `dir`: trusted only by the clients that are given `cert` as their CA.
+ *
+ * @param {string} dir
+ * @returns {Promise<{ key: Buffer, cert: Buffer, certFile: string }>}
+ */
+export async function makeCertificate(dir) {
+  const keyFile = join(dir, 'key.pem');
+  const certFile = join(dir, 'cert.pem');
+  await promisify(execFile)('openssl', [
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-subj',
+    '/CN=localhost',
+    '-addext',
+    'subjectAltName=IP:127.0.0.1,DNS:localhost',
+    '-days',
+    '1',
+    '-keyout',
+    keyFile,
+    '-out',
+    certFile,
+  ]);
+  return {
+    key: await readFile(keyFile),
+    cert: await readFile(certFile),
+    certFile,
+  };
 }
