@@ -50,18 +50,28 @@ function IsHeaderRecord(options?: ValidationOptions): PropertyDecorator {
   );
 }
 
+/**
+ * `target_host` of the connection and tunnel JSON: a host name or IP address
+ * (IPv6 in brackets), never with a port or anything a URL could smuggle in.
+ */
+export function IsTargetHost(): PropertyDecorator {
+  return (target, key) => {
+    IsString()(target, key);
+    Matches(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9._-]+)$/, {
+      message:
+        'target_host must be a host name or IP address (IPv6 in brackets), without a port',
+    })(target, key);
+    MaxLength(255)(target, key);
+  };
+}
+
 /** Body of `POST /proxy/connection`: everything the server needs to make the target request. */
 export class CreateConnectionDto {
   /** Chosen by the client so every call, including the first, is safe to retry. */
   @IsUUID('all', { message: 'connection_id must be a UUID' })
   connection_id!: string;
 
-  @IsString()
-  @Matches(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9._-]+)$/, {
-    message:
-      'target_host must be a host name or IP address (IPv6 in brackets), without a port',
-  })
-  @MaxLength(255)
+  @IsTargetHost()
   target_host!: string;
 
   @IsOptional()

@@ -1,17 +1,8 @@
-import {
-  IsInt,
-  IsOptional,
-  IsString,
-  IsUUID,
-  isUUID,
-  Matches,
-  Max,
-  MaxLength,
-  Min,
-} from 'class-validator';
+import { IsInt, IsOptional, IsUUID, isUUID, Max, Min } from 'class-validator';
 import { ErrorCode, ProtocolError } from './errors.js';
 import { Header, type IncomingHeaders } from './headers.js';
 import { MAX_CHUNK_SIZE } from './limits.js';
+import { IsTargetHost } from './dto.js';
 
 /*
  * CONNECT tunnels (docs/PROTOCOL.md, "Tunnels (CONNECT)"): the bytes of one
@@ -34,12 +25,7 @@ export class OpenTunnelDto {
   @IsUUID('all', { message: 'tunnel_id must be a UUID' })
   tunnel_id!: string;
 
-  @IsString()
-  @Matches(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9._-]+)$/, {
-    message:
-      'target_host must be a host name or IP address (IPv6 in brackets), without a port',
-  })
-  @MaxLength(255)
+  @IsTargetHost()
   target_host!: string;
 
   @IsInt({ message: 'port must be an integer from 1 to 65535' })
