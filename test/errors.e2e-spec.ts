@@ -1,25 +1,13 @@
 import { randomUUID } from 'node:crypto';
-import net from 'node:net';
 import { startApp, startSystem, type RunningApp } from './support/chain.js';
-import { rawExchange, viaCurl, viaNodeHttp } from './support/clients.js';
-
-interface ErrorBody {
-  error: string;
-  message: string;
-}
-
-function errorOf(body: Buffer | string): ErrorBody {
-  return JSON.parse(body.toString()) as ErrorBody;
-}
-
-/** A port nothing listens on: bound once, then closed. */
-async function closedPort(): Promise<number> {
-  const server = net.createServer().listen(0, '127.0.0.1');
-  await new Promise((resolve) => server.once('listening', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
+import {
+  closedPort,
+  errorOf,
+  rawExchange,
+  viaCurl,
+  viaNodeHttp,
+  type ErrorBody,
+} from './support/clients.js';
 
 /** Bad input and failures get a clear status and message; the system keeps serving. */
 describe('errors through the whole chain', () => {

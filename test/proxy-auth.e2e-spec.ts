@@ -1,7 +1,8 @@
-import net from 'node:net';
 import { startApp, startSystem, type RunningApp } from './support/chain.js';
 import {
+  closedPort,
   headerValues,
+  type ErrorBody,
   rawExchange,
   viaCurl,
   viaNodeHttp,
@@ -10,20 +11,6 @@ import {
 const USER = 'alice';
 const PASSWORD = 'n0t:so-secret';
 const TOKEN = Buffer.from(`${USER}:${PASSWORD}`).toString('base64');
-
-interface ErrorBody {
-  error: string;
-  message: string;
-}
-
-/** A port nothing listens on: bound once, then closed. */
-async function closedPort(): Promise<number> {
-  const server = net.createServer().listen(0, '127.0.0.1');
-  await new Promise((resolve) => server.once('listening', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 /** CLIENT_PROXY_AUTH through the whole chain, with curl and raw sockets. */
 describe('proxy authentication (CLIENT_PROXY_AUTH)', () => {

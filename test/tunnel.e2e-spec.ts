@@ -1,7 +1,6 @@
-import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import https from 'node:https';
 import net, { type AddressInfo } from 'node:net';
@@ -9,43 +8,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import tls from 'node:tls';
-import { promisify } from 'node:util';
 import { ProxyAgent, request } from 'undici';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import { startSystem } from './support/chain.js';
-import { viaCurl } from './support/clients.js';
-import { deterministicBytes, sha256Of } from './support/target.js';
+import { closedPort, viaCurl } from './support/clients.js';
+import {
+  deterministicBytes,
+  makeCertificate,
+  sha256Of,
+} from './support/target.js';
 
-const run = promisify(execFile);
 const MB = 1000 * 1000;
-
-/** A certificate made for this test only, trusted only by this test's clients. */
-async function makeCertificate(dir: string) {
-  const keyFile = join(dir, 'key.pem');
-  const certFile = join(dir, 'cert.pem');
-  await run('openssl', [
-    'req',
-    '-x509',
-    '-newkey',
-    'rsa:2048',
-    '-nodes',
-    '-subj',
-    '/CN=localhost',
-    '-addext',
-    'subjectAltName=IP:127.0.0.1,DNS:localhost',
-    '-days',
-    '1',
-    '-keyout',
-    keyFile,
-    '-out',
-    certFile,
-  ]);
-  return {
-    certFile,
-    key: await readFile(keyFile),
-    cert: await readFile(certFile),
-  };
-}
 
 /**
  * The HTTPS target: `GET /bytes?size=N&seed=S` streams N deterministic
@@ -128,16 +101,6 @@ async function startTcpTarget() {
       await once(server, 'close');
     },
   };
-}
-
-/** A port nothing listens on. */
-async function closedPort(): Promise<number> {
-  const probe = net.createServer().listen(0, '127.0.0.1');
-  await once(probe, 'listening');
-  const { port } = probe.address() as AddressInfo;
-  probe.close();
-  await once(probe, 'close');
-  return port;
 }
 
 interface ConnectAnswer {

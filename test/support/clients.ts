@@ -169,3 +169,23 @@ export async function rawExchange(
   socket.destroy();
   return Buffer.concat(chunks).toString('latin1');
 }
+
+/** The JSON body of every error chunkgate answers. */
+export interface ErrorBody {
+  error: string;
+  message: string;
+}
+
+export function errorOf(body: Buffer | string): ErrorBody {
+  return JSON.parse(body.toString()) as ErrorBody;
+}
+
+/** A port nothing listens on: bound once, then closed. */
+export async function closedPort(): Promise<number> {
+  const server = net.createServer().listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as net.AddressInfo;
+  server.close();
+  await once(server, 'close');
+  return port;
+}

@@ -1,4 +1,5 @@
 export {
+  makeCertificate,
   deterministicBytes,
   sha256,
   sha256Of,
