@@ -8,3 +8,4 @@ export * from './validation.js';
 export * from './log-level.js';
 export * from './env-validation.js';
 export * from './tunnel.js';
+export * from './buffer-pool.js';
