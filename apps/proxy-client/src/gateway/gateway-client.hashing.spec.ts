@@ -3,15 +3,25 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { GatewayClient } from './gateway-client.js';
 
-/** SHA-256 computations with node:crypto (the body hash), counted. */
-const hashing = vi.hoisted(() => ({ sha256: 0 }));
+/**
+ * Bytes fed to node:crypto's SHA-256 (the body hash, and the signer's
+ * small hashes of the canonical request), counted.
+ */
+const hashing = vi.hoisted(() => ({ bytes: 0 }));
 vi.mock('node:crypto', async (importOriginal) => {
   const actual = await importOriginal<typeof import('node:crypto')>();
   return {
     ...actual,
     createHash: (algorithm: string) => {
-      if (algorithm === 'sha256') hashing.sha256 += 1;
-      return actual.createHash(algorithm);
+      const hash = actual.createHash(algorithm);
+      if (algorithm !== 'sha256') return hash;
+      const update = hash.update.bind(hash);
+      hash.update = ((data: string | NodeJS.ArrayBufferView) => {
+        hashing.bytes +=
+          typeof data === 'string' ? Buffer.byteLength(data) : data.byteLength;
+        return update(data);
+      }) as typeof hash.update;
+      return hash;
     },
   };
 });
@@ -42,14 +52,17 @@ describe('GatewayClient body hash', () => {
       { accessKeyId: 'AKIDHASH', secretAccessKey: 'secret' },
     );
     try {
-      hashing.sha256 = 0;
+      hashing.bytes = 0;
+      const body = Buffer.alloc(256 * 1024, 1);
       const answer = await client.call({
         method: 'POST',
         path: '/proxy/chunk',
-        body: Buffer.alloc(256 * 1024, 1),
+        body,
       });
       expect(answer).toMatchObject({ status: 200, attempts: 4 });
-      expect(hashing.sha256).toBe(1);
+      // The body once; four canonical requests of a few hundred bytes each.
+      expect(hashing.bytes).toBeGreaterThanOrEqual(body.length);
+      expect(hashing.bytes).toBeLessThan(body.length + 4 * 2048);
     } finally {
       await client.close();
       server.close();

@@ -155,6 +155,25 @@ describe('GatewayClient signing', () => {
     ).toBe(false);
   });
 
+  it('keeps an answer as the pieces it arrived in, joining them only when asked', async () => {
+    const server = await serverReplying((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/octet-stream' });
+      res.write(Buffer.alloc(70_000, 1));
+      res.end(Buffer.alloc(70_000, 2));
+    });
+    const result = await clientFor(server.url).call({
+      method: 'GET',
+      path: '/proxy/response',
+    });
+    expect(result.size).toBe(140_000);
+    expect(result.parts.length).toBeGreaterThan(1);
+    expect(result.parts.reduce((sum, part) => sum + part.length, 0)).toBe(
+      140_000,
+    );
+    expect(Buffer.concat(result.parts).equals(result.body)).toBe(true);
+    expect(result.body.subarray(69_999, 70_001)).toEqual(Buffer.from([1, 2]));
+  });
+
   it('signs GET and DELETE calls without a body', async () => {
     const server = await serverReplying((_req, res) => answer(res, 204));
     const client = clientFor(server.url);

@@ -1,13 +1,13 @@
 import { createHash } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Sha256 } from '@aws-crypto/sha256-js';
 import { Logger } from '@nestjs/common';
 import { HttpRequest } from '@smithy/protocol-http';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { Pool } from 'undici';
 import { MAX_CHUNK_SIZE, MiB } from '@app/protocol';
 import { countGatewayCall } from './call-tally.js';
+import { NodeSha256 } from './node-sha256.js';
 import {
   backoffDelay,
   errorCode,
@@ -50,9 +50,38 @@ export interface GatewayCall {
 export interface GatewayAnswer {
   status: number;
   headers: IncomingHttpHeaders;
-  body: Buffer;
+  /** The body as the pieces it arrived in, never copied: a response chunk is passed on as these. */
+  parts: readonly Buffer[];
+  /** Bytes in `parts`. */
+  size: number;
+  /** The body in one buffer, joined on first use (JSON, error messages). */
+  readonly body: Buffer;
   /** 1 if the first attempt answered; more if retries were needed. */
   attempts: number;
+}
+
+/** An answer whose body is joined only if someone asks for it whole. */
+class Answer implements GatewayAnswer {
+  attempts = 1;
+  private joined: Buffer | undefined;
+
+  constructor(
+    readonly status: number,
+    readonly headers: IncomingHttpHeaders,
+    readonly parts: readonly Buffer[],
+    readonly size: number,
+  ) {}
+
+  get body(): Buffer {
+    this.joined ??= joinParts(this.parts, this.size);
+    return this.joined;
+  }
+}
+
+/** The pieces in one buffer: the piece itself when there is one, one copy otherwise. */
+function joinParts(parts: readonly Buffer[], size: number): Buffer {
+  if (parts.length === 1) return parts[0];
+  return Buffer.concat(parts as Buffer[], size);
 }
 
 /** The gateway could not be reached, or the connection kept breaking, through every attempt. */
@@ -153,7 +182,7 @@ export class GatewayClient {
       credentials,
       region: options.region,
       service: options.service,
-      sha256: Sha256,
+      sha256: NodeSha256,
     });
   }
 
@@ -181,11 +210,13 @@ export class GatewayClient {
         this.logger.debug(
           `${call.method} ${this.basePath}${call.path} ${answer.status} ${Date.now() - started}ms attempt ${attempt}/${attempts}`,
         );
+        // The body only matters (and is only joined) for a retryable status.
         if (
           attempt === attempts ||
-          !isRetryableStatus(answer.status, answer.body)
+          !isRetryableStatus(answer.status, () => answer.body)
         ) {
-          return { ...answer, attempts: attempt };
+          answer.attempts = attempt;
+          return answer;
         }
         retryAfter = parseRetryAfter(answer.headers['retry-after']);
       } catch (error) {
@@ -224,9 +255,7 @@ export class GatewayClient {
   }
 
   /** One signed attempt; the answer body is read whole (it is at most one chunk). */
-  private async attempt(
-    call: GatewayCall,
-  ): Promise<Omit<GatewayAnswer, 'attempts'>> {
+  private async attempt(call: GatewayCall): Promise<Answer> {
     const signed = await this.sign(call);
     countGatewayCall();
     const res = await this.pool.request({
@@ -249,11 +278,12 @@ export class GatewayClient {
       }
       parts.push(buf);
     }
-    return {
-      status: res.statusCode,
-      headers: res.headers as IncomingHttpHeaders,
-      body: parts.length === 1 ? parts[0] : Buffer.concat(parts, size),
-    };
+    return new Answer(
+      res.statusCode,
+      res.headers as IncomingHttpHeaders,
+      parts,
+      size,
+    );
   }
 
   /** Signs the request exactly as it will be sent. */

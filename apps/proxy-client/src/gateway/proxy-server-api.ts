@@ -24,7 +24,10 @@ export interface ResponseChunk {
   more: boolean;
   /** The target's status line and headers: on chunk 0 only. */
   head?: TargetHead;
-  data: Buffer;
+  /** The bytes, as the pieces they arrived in (written on without joining them). */
+  parts: readonly Buffer[];
+  /** Bytes in `parts`. */
+  size: number;
 }
 
 /** What `POST /proxy/exchange` answered. */
@@ -78,7 +81,8 @@ function responseChunk(answer: GatewayAnswer, index: number): ResponseChunk {
     index,
     more: parseBooleanHeader(more),
     head: index === 0 ? readTargetHead(answer) : undefined,
-    data: answer.body,
+    parts: answer.parts,
+    size: answer.size,
   };
 }
 

@@ -68,11 +68,17 @@ export function isRetryableError(error: unknown): boolean {
 /**
  * True for answers worth another attempt: 429/502/503/504 from the gateway
  * itself. The same statuses with a chunkgate error body are the server's
- * verdict on the target and final.
+ * verdict on the target and final. `body` may be a function, called only
+ * for those statuses (a response chunk's body is never joined for this).
  */
-export function isRetryableStatus(status: number, body: Buffer): boolean {
+export function isRetryableStatus(
+  status: number,
+  body: Buffer | (() => Buffer),
+): boolean {
   if (!RETRYABLE_STATUSES.has(status)) return false;
-  return parseErrorCode(body) === undefined;
+  return (
+    parseErrorCode(typeof body === 'function' ? body() : body) === undefined
+  );
 }
 
 function parseErrorCode(body: Buffer): string | undefined {

@@ -1,5 +1,6 @@
 import { Readable } from 'node:stream';
 import { setImmediate as tick } from 'node:timers/promises';
+import { BufferPool } from '@app/protocol';
 import {
   BodyEndedEarlyError,
   readChunks,
@@ -154,6 +155,41 @@ describe('readChunks', () => {
     // a slice of one read is a view into it
     expect(chunks[1].data.buffer).toBe(pieces[1].buffer);
     expect(chunks[2].data.buffer).toBe(pieces[1].buffer);
+  });
+
+  it('assembles chunks of several reads in buffers lent by the pool, which come back on release', async () => {
+    const pool = new BufferPool(4096, 4);
+    const source = bytes(10_000, 700);
+    const seen: ArrayBufferLike[] = [];
+    const joined: Buffer[] = [];
+    for await (const chunk of readChunks(source, { chunkSize: 4096, pool })) {
+      seen.push(chunk.data.buffer);
+      joined.push(Buffer.from(chunk.data)); // a copy, kept past the release
+      chunk.release();
+      chunk.release(); // harmless
+    }
+    // Each chunk was released before the next was read: one buffer did it all.
+    expect(new Set(seen).size).toBe(1);
+    expect(pool.idle).toBe(1);
+    expect(
+      Buffer.concat(joined).equals(
+        Buffer.concat(await bytes(10_000, 700).toArray()),
+      ),
+    ).toBe(true);
+  });
+
+  it('lends a new buffer while the previous chunk is still held', async () => {
+    const pool = new BufferPool(4096, 4);
+    const chunks: BodyChunk[] = [];
+    for await (const chunk of readChunks(bytes(8192, 1000), {
+      chunkSize: 4096,
+      pool,
+    }))
+      chunks.push(chunk);
+    expect(chunks[0].data.buffer).not.toBe(chunks[1].data.buffer);
+    expect(chunks[0].data.equals(chunks[1].data)).toBe(false);
+    for (const chunk of chunks) chunk.release();
+    expect(pool.idle).toBe(2);
   });
 
   it('knows the last chunk of a Content-Length body without waiting for the end of the stream', async () => {

@@ -37,7 +37,8 @@ function serverOf(sizes: number[], length?: number) {
               length === undefined ? [] : [['Content-Length', String(length)]],
           }
         : undefined,
-    data: Buffer.alloc(sizes[index], index),
+    parts: [Buffer.alloc(sizes[index], index)],
+    size: sizes[index],
   });
   const fetch: PrefetchOptions['fetch'] = (index, signal) =>
     new Promise((resolve, reject) => {
@@ -116,7 +117,7 @@ describe('prefetchResponse', () => {
       const sizes = [...Array.from({ length: 19 }, () => SIZE), 7];
       const { delivered, gauge } = await download(window, sizes);
       expect(delivered.map((c) => c.index)).toEqual(sizes.map((_, i) => i));
-      expect(delivered.map((c) => c.data.length)).toEqual(sizes);
+      expect(delivered.map((c) => c.size)).toEqual(sizes);
       expect(gauge.maxInFlight).toBeLessThanOrEqual(window);
       expect(gauge.maxHeld).toBeLessThanOrEqual(window + 1);
       if (window > 1) expect(gauge.maxInFlight).toBe(window);

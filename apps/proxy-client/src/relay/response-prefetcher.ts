@@ -118,7 +118,7 @@ export async function* prefetchResponse(
     if (length === undefined) return j <= frontier() + speculation();
     let most = deliveredBytes;
     for (let i = next; i < j; i++)
-      most += slots.get(i)?.chunk?.data.length ?? chunkSize;
+      most += slots.get(i)?.chunk?.size ?? chunkSize;
     return most < length;
   };
 
@@ -142,7 +142,7 @@ export async function* prefetchResponse(
 
   const record = (index: number, slot: Slot, chunk: ResponseChunk) => {
     slot.chunk = chunk;
-    if (chunk.more && chunk.data.length >= chunkSize) fullChunks += 1;
+    if (chunk.more && chunk.size >= chunkSize) fullChunks += 1;
     if (index === 0) {
       headKnown = true;
       length = chunk.head && contentLength(chunk.head);
@@ -214,7 +214,7 @@ export async function* prefetchResponse(
       measure();
       yield chunk;
       delivering = false;
-      deliveredBytes += chunk.data.length;
+      deliveredBytes += chunk.size;
       if (!chunk.more) {
         finished = true;
         return;

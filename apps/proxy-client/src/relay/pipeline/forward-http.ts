@@ -15,7 +15,11 @@ import type {
   ProxyServerApi,
   ResponseChunk,
 } from '../../gateway/proxy-server-api.js';
-import { readChunks, type BodyChunk } from '../chunk-reader.js';
+import {
+  chunkBufferPool,
+  readChunks,
+  type BodyChunk,
+} from '../chunk-reader.js';
 import { uploadChunks, type UploadGauge } from '../chunk-uploader.js';
 import {
   ApplicationGoneError,
@@ -187,7 +191,7 @@ function connectionHead({ id, request, deps }: Relay): CreateConnectionDto {
  * ```
  */
 async function openConnection(relay: Relay): Promise<Opened> {
-  const { request, io, deps, deadline, stats } = relay;
+  const { request, io, deps, deadline } = relay;
   const dto = connectionHead(relay);
   const head = Buffer.from(JSON.stringify(dto), 'utf8');
   const room = deps.chunkSize - head.length;
@@ -206,6 +210,21 @@ async function openConnection(relay: Relay): Promise<Opened> {
   const next = await nextChunk(relay, relay.chunks, deadline.signal);
   if (next.done) throw new Error('The chunk reader yielded no chunk 0');
   const chunk = next.value;
+  try {
+    return await exchangeFirst(relay, dto, head, chunk);
+  } finally {
+    chunk.release();
+  }
+}
+
+/** The exchange call with chunk 0 (and its fallback to the separate calls). */
+async function exchangeFirst(
+  relay: Relay,
+  dto: CreateConnectionDto,
+  head: Buffer,
+  chunk: BodyChunk,
+): Promise<Opened> {
+  const { deps, deadline, stats } = relay;
   const framed = chunk.framed ?? chunk.data;
   const answer = await opening(
     relay,
@@ -270,6 +289,7 @@ function bodyReader(
     firstChunkPrefix: first?.prefix,
     expectedBytes: request.bodySize,
     maxBytes: deps.maxBodySize,
+    pool: chunkBufferPool(deps.chunkSize),
     tooLarge: (max) =>
       new ProtocolError(
         413,
@@ -326,7 +346,8 @@ async function uploadRest(
   await uploadChunks({
     window: relay.deps.uploadConcurrency,
     read: (signal) => nextChunk(relay, chunks, signal),
-    send: (chunk, signal) => sendChunk(relay, chunk, signal),
+    send: (chunk, signal) =>
+      sendChunk(relay, chunk, signal).finally(chunk.release),
     signal: relay.deadline.signal,
     gauge: relay.deps.gauges?.upload,
   });
@@ -375,9 +396,9 @@ async function downloadResponse(
       length = contentLength(chunk.head);
     }
     stats.chunksDown += 1;
-    stats.bytesDown += chunk.data.length;
+    stats.bytesDown += chunk.size;
     if (!io.res.writableEnded)
-      await writeBody(io.res, chunk.data, deadline.signal);
+      await writeBody(io.res, chunk.parts, deadline.signal);
     // The application has its whole response once it has Content-Length
     // bytes; it may close at once, while the server's last chunk (maybe an
     // empty one) is still to be fetched: so end now, and fetch on.
