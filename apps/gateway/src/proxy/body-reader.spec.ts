@@ -1,5 +1,7 @@
+import { createHash } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { PassThrough } from 'node:stream';
+import { BufferPool } from '@app/protocol';
 import { markBodyWithheld, readBoundedBody } from './body-reader.js';
 
 /** A request stream with the given headers; the test writes its body. */
@@ -12,11 +14,55 @@ function fakeRequest(
 }
 
 describe('readBoundedBody', () => {
-  it('returns a body at the limit', async () => {
+  it('returns a body at the limit, with its SHA-256', async () => {
     const req = fakeRequest();
     const read = readBoundedBody(req, 10);
-    req.end(Buffer.alloc(10, 1));
-    expect(await read).toEqual({ kind: 'complete', body: Buffer.alloc(10, 1) });
+    req.write(Buffer.alloc(4, 1));
+    req.end(Buffer.alloc(6, 2));
+    const whole = Buffer.concat([Buffer.alloc(4, 1), Buffer.alloc(6, 2)]);
+    expect(await read).toMatchObject({
+      kind: 'complete',
+      body: whole,
+      sha256: createHash('sha256').update(whole).digest('hex'),
+    });
+  });
+
+  it('hashes an empty body as the empty string', async () => {
+    const req = fakeRequest();
+    const read = readBoundedBody(req, 10);
+    req.end();
+    expect(await read).toMatchObject({
+      kind: 'complete',
+      body: Buffer.alloc(0),
+      sha256: createHash('sha256').digest('hex'),
+    });
+  });
+
+  it('reads a body of known length into a pooled buffer, given back by release()', async () => {
+    const pool = new BufferPool(64, 2);
+    const req = fakeRequest({ 'content-length': '10' });
+    const read = readBoundedBody(req, 100, undefined, pool);
+    req.write(Buffer.alloc(4, 1));
+    req.end(Buffer.alloc(6, 2));
+    const result = await read;
+    if (result.kind !== 'complete') throw new Error(result.kind);
+    expect(result.body).toEqual(
+      Buffer.concat([Buffer.alloc(4, 1), Buffer.alloc(6, 2)]),
+    );
+    expect(result.body.buffer.byteLength).toBe(64); // a view into the pool's buffer
+    expect(pool.idle).toBe(0);
+    result.release();
+    expect(pool.idle).toBe(1);
+  });
+
+  it('gives the pooled buffer back at once when the client leaves mid-body', async () => {
+    const pool = new BufferPool(64, 2);
+    const req = fakeRequest({ 'content-length': '10' });
+    const read = readBoundedBody(req, 100, undefined, pool);
+    req.write(Buffer.alloc(4, 1));
+    req.destroy();
+    expect((await read).kind).toBe('aborted');
+    expect(pool.idle).toBe(1);
   });
 
   it('drains a chunked body past the limit, then reports it', async () => {

@@ -1,5 +1,6 @@
+import { createHash } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import { MiB } from '@app/protocol';
+import { MiB, type BufferPool } from '@app/protocol';
 
 /**
  * How many bytes past the limit the gateway reads and throws away so that
@@ -11,8 +12,12 @@ import { MiB } from '@app/protocol';
 export const DISCARD_LIMIT_BYTES = 64 * MiB;
 
 export type BodyRead =
-  /** The whole body, at most the limit. */
-  | { kind: 'complete'; body: Buffer }
+  /**
+   * The whole body, at most the limit, and its SHA-256 in hex (computed as
+   * it arrived: the one hash SigV4 verification needs). `release` gives its
+   * buffer back to the pool once the body was forwarded.
+   */
+  | { kind: 'complete'; body: Buffer; sha256: string; release: () => void }
   /**
    * Over the limit. `drained` tells whether the rest of the body was read
    * (the connection can be reused) or not (answer, then close it).
@@ -42,11 +47,17 @@ export function declaredLength(req: IncomingMessage): number | undefined {
  * as soon as it crosses the limit. Either way the remaining bytes are read
  * and dropped, up to {@link DISCARD_LIMIT_BYTES}, so the answer reaches the
  * client. Memory held is never more than `maxBytes`.
+ *
+ * The body is hashed (node:crypto) piece by piece as it arrives. A body
+ * whose Content-Length fits a buffer of `pool` is copied into one as it
+ * arrives (reused memory, no garbage, one write to the upstream); any other
+ * is joined once at its end.
  */
 export function readBoundedBody(
   req: IncomingMessage,
   maxBytes: number,
   discardLimitBytes = DISCARD_LIMIT_BYTES,
+  pool?: BufferPool,
 ): Promise<BodyRead> {
   const declared = declaredLength(req);
   if (
@@ -63,6 +74,14 @@ export function readBoundedBody(
     let tooLarge = declared !== undefined && declared > maxBytes;
     let received = 0;
     let chunks: Buffer[] = [];
+    const hash = createHash('sha256');
+    // Lent only for a body that will fit it; given back unless the body is handed out.
+    let lease =
+      pool && !tooLarge && declared !== undefined && declared > 0
+        ? declared <= pool.size
+          ? pool.take()
+          : undefined
+        : undefined;
     let done = false;
 
     const finish = (result: BodyRead): void => {
@@ -73,6 +92,8 @@ export function readBoundedBody(
       req.off('error', onGone);
       req.off('close', onGone);
       chunks = [];
+      if (result.kind !== 'complete') lease?.release();
+      lease = undefined;
       resolve(result);
     };
     const onData = (chunk: Buffer): void => {
@@ -82,18 +103,45 @@ export function readBoundedBody(
         chunks = [];
       }
       if (!tooLarge) {
-        chunks.push(chunk);
+        hash.update(chunk);
+        if (lease && received > lease.buffer.length) {
+          // More than its Content-Length (Node's parser never lets that
+          // happen): carry on as pieces.
+          chunks.push(
+            Buffer.from(lease.buffer.subarray(0, received - chunk.length)),
+          );
+          lease.release();
+          lease = undefined;
+        }
+        if (lease) chunk.copy(lease.buffer, received - chunk.length);
+        else chunks.push(chunk);
       } else if (received > maxBytes + discardLimitBytes) {
         req.pause();
         finish({ kind: 'too_large', receivedBytes: received, drained: false });
       }
     };
     const onEnd = (): void => {
-      finish(
-        tooLarge
-          ? { kind: 'too_large', receivedBytes: received, drained: true }
-          : { kind: 'complete', body: Buffer.concat(chunks, received) },
-      );
+      if (tooLarge) {
+        finish({ kind: 'too_large', receivedBytes: received, drained: true });
+        return;
+      }
+      const sha256 = hash.digest('hex');
+      if (lease) {
+        const { buffer, release } = lease;
+        finish({
+          kind: 'complete',
+          body: buffer.subarray(0, received),
+          sha256,
+          release,
+        });
+      } else {
+        finish({
+          kind: 'complete',
+          body: Buffer.concat(chunks, received),
+          sha256,
+          release: () => {},
+        });
+      }
     };
     const onGone = (): void => {
       finish({ kind: 'aborted', receivedBytes: received });

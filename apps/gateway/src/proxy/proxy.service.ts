@@ -4,7 +4,12 @@ import { pipeline } from 'node:stream/promises';
 import { setTimeout as delay } from 'node:timers/promises';
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { ConfigType } from '@nestjs/config';
-import { pairsFromRawHeaders, recordFromPairs } from '@app/protocol';
+import {
+  BufferPool,
+  MiB,
+  pairsFromRawHeaders,
+  recordFromPairs,
+} from '@app/protocol';
 import { splitTarget, verifySigV4 } from '@app/sigv4';
 import {
   GatewayResponses,
@@ -14,13 +19,18 @@ import { sendGatewayResponse } from '../common/send-gateway-response.js';
 import { gatewayConfig } from '../config/gateway.config.js';
 import { FaultPlan, type Fault, type FaultKind } from '../faults/fault-plan.js';
 import { DROPPED_BY_GATEWAY, StatsService } from '../stats/stats.service.js';
-import { readBoundedBody } from './body-reader.js';
+import { DISCARD_LIMIT_BYTES, readBoundedBody } from './body-reader.js';
 import {
   clientResponseHeaders,
   stripStage,
   upstreamRequestHeaders,
 } from './forwarding.js';
 import { UpstreamService, type UpstreamOutcome } from './upstream.service.js';
+
+/** Largest body buffer the gateway keeps for reuse; larger bodies get one of their own. */
+const POOLED_BODY_BYTES = 16 * MiB;
+/** Body buffers kept for reuse: enough for the calls one fast client keeps in flight. */
+const POOLED_BODIES = 8;
 
 /** Status recorded for a call whose client left before any answer (nginx's convention). */
 const CLIENT_CLOSED = 499;
@@ -68,6 +78,8 @@ interface CallRecord {
 @Injectable()
 export class ProxyService {
   private readonly logger = new Logger('Gateway');
+  /** Buffers request bodies are read into, reused from call to call. */
+  private readonly bodies: BufferPool;
 
   constructor(
     @Inject(gatewayConfig.KEY)
@@ -75,7 +87,12 @@ export class ProxyService {
     private readonly upstream: UpstreamService,
     private readonly stats: StatsService,
     private readonly faults: FaultPlan,
-  ) {}
+  ) {
+    this.bodies = new BufferPool(
+      Math.min(config.maxBodyBytes, POOLED_BODY_BYTES),
+      POOLED_BODIES,
+    );
+  }
 
   /**
    * Handles one call to completion. Never rejects: a bug becomes API
@@ -113,10 +130,12 @@ export class ProxyService {
     clientGone: AbortSignal,
   ): Promise<void> {
     const now = new Date();
-    const target = req.url ?? '/';
-    const { path, query } = splitTarget(target);
-
-    const read = await readBoundedBody(req, this.config.maxBodyBytes);
+    const read = await readBoundedBody(
+      req,
+      this.config.maxBodyBytes,
+      DISCARD_LIMIT_BYTES,
+      this.bodies,
+    );
     if (read.kind === 'aborted') {
       call.requestBytes = read.receivedBytes;
       call.note = 'client left while sending the body';
@@ -130,8 +149,26 @@ export class ProxyService {
       });
       return;
     }
-    const body = read.body;
-    call.requestBytes = body.length;
+    call.requestBytes = read.body.length;
+    try {
+      await this.forward(req, res, call, clientGone, read, now);
+    } finally {
+      // The upstream has the body (or never will): its buffer is free again.
+      read.release();
+    }
+  }
+
+  /** The rest of {@link exchange}, once the body is read: verify, inject faults, forward. */
+  private async forward(
+    req: IncomingMessage,
+    res: ServerResponse,
+    call: CallRecord,
+    clientGone: AbortSignal,
+    read: { body: Buffer; sha256: string },
+    now: Date,
+  ): Promise<void> {
+    const target = req.url ?? '/';
+    const { path, query } = splitTarget(target);
 
     const upstreamPath = stripStage(path, this.config.stage);
     if (upstreamPath === undefined) {
@@ -146,7 +183,8 @@ export class ProxyService {
         method: call.method,
         target,
         headers: pairsFromRawHeaders(req.rawHeaders),
-        body,
+        // Hashed once, as it arrived: the body is not hashed again.
+        payloadHash: read.sha256,
         now,
       },
       {
@@ -184,7 +222,7 @@ export class ProxyService {
         method: call.method,
         pathAndQuery: query ? `${upstreamPath}?${query}` : upstreamPath,
         headers: upstreamRequestHeaders(req.rawHeaders),
-        body,
+        body: read.body,
       },
       clientGone,
     );
