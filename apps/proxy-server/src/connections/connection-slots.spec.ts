@@ -107,6 +107,25 @@ describe('MAX_CONNECTIONS', () => {
     expect(slots.inUse).toBe(0);
   });
 
+  it('gives the slot back once the last response chunk was served, so lingering connections do not count', async () => {
+    // Without this, FINISHED_LINGER_MS (30 s) of finished small requests
+    // would fill MAX_CONNECTIONS under a steady load and refuse new ones.
+    const small = () =>
+      server.exchangeCall({
+        connection_id: randomUUID(),
+        target_host: '127.0.0.1',
+        port: target.port,
+        method: 'GET',
+        path: '/status/200',
+      });
+    for (let i = 0; i < 3; i += 1) {
+      const answer = await small();
+      expect(answer.status).toBe(200);
+      expect(answer.headers['x-more-chunks']).toBe('false');
+    }
+    expect(slots.inUse).toBe(0);
+  });
+
   it('answers a retry of a connection it holds at the limit as a retry, not with 503', async () => {
     const head = {
       connection_id: randomUUID(),
@@ -116,7 +135,10 @@ describe('MAX_CONNECTIONS', () => {
       path: '/echo',
     };
     expect((await server.exchangeCall(head)).status).toBe(200);
+    // The finished exchange gave its slot back: two more fill the limit.
     await server.open({ port: target.port });
+    await server.open({ port: target.port });
+    expect(slots.inUse).toBe(2);
     expect((await server.exchangeCall(head)).status).toBe(200);
     const again = await server.call(
       'POST',

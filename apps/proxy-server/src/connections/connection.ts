@@ -88,13 +88,17 @@ export class Connection {
 
   /**
    * The client got the last response chunk: the request body goes now (the
-   * response keeps only its last chunk), the connection itself at the next
-   * sweep after FINISHED_LINGER_MS.
+   * response keeps only its last window), the connection itself at the next
+   * sweep after FINISHED_LINGER_MS. Its MAX_CONNECTIONS slot goes now too:
+   * a lingering connection holds no target socket, no spool file and at most
+   * one window of chunks, and counting it would let a steady stream of small
+   * requests fill the limit with connections that are already done.
    */
   markFinished(now: number): void {
     if (this.finishedAt !== undefined) return;
     this.finishedAt = now;
     this.request.free();
+    this.slot?.();
   }
 
   /** Aborts the target request, frees every buffer and ends every long-poll (404). */
