@@ -9,3 +9,4 @@ export * from './log-level.js';
 export * from './env-validation.js';
 export * from './tunnel.js';
 export * from './buffer-pool.js';
+export * from './byte-queue.js';

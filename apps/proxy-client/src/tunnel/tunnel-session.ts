@@ -1,4 +1,5 @@
 import type { Socket } from 'node:net';
+import { ByteQueue } from '@app/protocol';
 import { ApplicationGoneError } from '../relay/exchange.js';
 import { NOTHING_YET, type TunnelApi } from './tunnel-api.js';
 
@@ -45,8 +46,7 @@ export class TunnelSession {
     segmentsDown: 0,
   };
   private readonly controller = new AbortController();
-  private readonly pending: Buffer[] = [];
-  private pendingBytes = 0;
+  private readonly pending = new ByteQueue();
   private appEnded = false;
   private downstreamDone = false;
   /** Wakes the upstream loop when bytes, the application's FIN or an abort arrive. */
@@ -75,9 +75,8 @@ export class TunnelSession {
     const { socket } = this;
     const onData = (data: Buffer) => {
       this.pending.push(data);
-      this.pendingBytes += data.length;
       // Backpressure: the application waits while a chunk is buffered.
-      if (this.pendingBytes >= this.options.chunkSize) socket.pause();
+      if (this.pending.length >= this.options.chunkSize) socket.pause();
       this.wake?.();
     };
     const onEnd = () => {
@@ -121,13 +120,13 @@ export class TunnelSession {
   private async upstream(): Promise<void> {
     const signal = this.controller.signal;
     for (let sequence = 0; ; sequence++) {
-      while (this.pendingBytes === 0 && !this.appEnded && !signal.aborted) {
+      while (this.pending.length === 0 && !this.appEnded && !signal.aborted) {
         await new Promise<void>((resolve) => (this.wake = resolve));
         this.wake = undefined;
       }
       signal.throwIfAborted();
-      const data = this.take(this.options.chunkSize);
-      const close = this.appEnded && this.pendingBytes === 0;
+      const data = this.pending.take(this.options.chunkSize);
+      const close = this.appEnded && this.pending.length === 0;
       await this.options.api.sendSegment(
         this.tunnelId,
         sequence,
@@ -138,7 +137,7 @@ export class TunnelSession {
       this.traffic.bytesUp += data.length;
       this.traffic.segmentsUp += 1;
       if (close) return;
-      if (this.pendingBytes < this.options.chunkSize) this.socket.resume();
+      if (this.pending.length < this.options.chunkSize) this.socket.resume();
     }
   }
 
@@ -194,27 +193,5 @@ export class TunnelSession {
       socket.on('close', onClose);
       signal.addEventListener('abort', onAbort, { once: true });
     });
-  }
-
-  /** Takes up to `max` buffered upstream bytes as one buffer. */
-  private take(max: number): Buffer {
-    const size = Math.min(max, this.pendingBytes);
-    const parts: Buffer[] = [];
-    let taken = 0;
-    while (taken < size) {
-      const head = this.pending[0];
-      const want = size - taken;
-      if (head.length <= want) {
-        parts.push(head);
-        this.pending.shift();
-        taken += head.length;
-      } else {
-        parts.push(head.subarray(0, want));
-        this.pending[0] = head.subarray(want);
-        taken += want;
-      }
-    }
-    this.pendingBytes -= size;
-    return Buffer.concat(parts, size);
   }
 }

@@ -1,7 +1,7 @@
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { setImmediate as nextIoTurn } from 'node:timers/promises';
-import { ErrorCode, ProtocolError } from '@app/protocol';
+import { ByteQueue, ErrorCode, ProtocolError } from '@app/protocol';
 import type { Clock } from '../common/clock.js';
 import {
   parkedError,
@@ -76,8 +76,7 @@ export class Tunnel {
   private lastWrite: { sequence: number; written: Promise<void> } | undefined;
   private upstreamEnded = false;
 
-  private readonly pending: Buffer[] = [];
-  private pendingBytes = 0;
+  private readonly pending = new ByteQueue();
   private targetEnded = false;
   private failure: ProtocolError | undefined;
   private served: Segment | undefined;
@@ -115,7 +114,7 @@ export class Tunnel {
 
   /** Bytes held for the client: pending plus the segment served last. */
   get bufferedBytes(): number {
-    return this.pendingBytes + (this.served?.data.length ?? 0);
+    return this.pending.length + (this.served?.data.length ?? 0);
   }
 
   /** Long-polls and writes waiting right now. */
@@ -187,7 +186,7 @@ export class Tunnel {
           `Tunnel ${this.id}: asked for segment ${sequence}, but the next one is ${expected} (earlier ones are freed once the next is asked for).`,
         );
       }
-      if (this.pendingBytes > 0) {
+      if (this.pending.length > 0) {
         if (!woken) return this.cut(sequence);
         // Woken by the first bytes: let the ones right behind them join.
         await this.coalesce();
@@ -208,18 +207,16 @@ export class Tunnel {
     if (this.released) return;
     this.released = true;
     this.socket.destroy();
-    this.pending.length = 0;
-    this.pendingBytes = 0;
+    this.pending.clear();
     this.served = undefined;
     this.notify();
   }
 
   private onData(data: Buffer): void {
     this.pending.push(data);
-    this.pendingBytes += data.length;
     this.lastActivity = this.options.clock.now();
     // Backpressure: the target waits until the client caught up.
-    if (this.pendingBytes >= this.options.segmentSize) this.socket.pause();
+    if (this.pending.length >= this.options.segmentSize) this.socket.pause();
     this.notify();
   }
 
@@ -245,29 +242,15 @@ export class Tunnel {
 
   /** Takes up to one segment of pending bytes and remembers it for retries. */
   private cut(sequence: number): Segment {
-    const size = Math.min(this.pendingBytes, this.options.segmentSize);
-    const parts: Buffer[] = [];
-    let taken = 0;
-    while (taken < size) {
-      const head = this.pending[0];
-      const want = size - taken;
-      if (head.length <= want) {
-        parts.push(head);
-        this.pending.shift();
-        taken += head.length;
-      } else {
-        parts.push(head.subarray(0, want));
-        this.pending[0] = head.subarray(want);
-        taken += want;
-      }
-    }
-    this.pendingBytes -= size;
+    const data = this.pending.take(this.options.segmentSize);
+    const size = data.length;
     this.sentBytes += size;
-    const closed = this.targetEnded && this.pendingBytes === 0 && !this.failure;
-    this.served = { sequence, data: Buffer.concat(parts, size), closed };
+    const closed =
+      this.targetEnded && this.pending.length === 0 && !this.failure;
+    this.served = { sequence, data, closed };
     if (
       this.socket.isPaused() &&
-      this.pendingBytes < this.options.segmentSize
+      this.pending.length < this.options.segmentSize
     ) {
       this.socket.resume();
     }
@@ -279,14 +262,14 @@ export class Tunnel {
     const until = performance.now() + COALESCE_MS;
     let seen = -1;
     while (
-      this.pendingBytes !== seen &&
-      this.pendingBytes < this.options.segmentSize &&
+      this.pending.length !== seen &&
+      this.pending.length < this.options.segmentSize &&
       !this.targetEnded &&
       !this.failure &&
       !this.released &&
       performance.now() < until
     ) {
-      seen = this.pendingBytes;
+      seen = this.pending.length;
       await nextIoTurn();
     }
   }
