@@ -1,5 +1,4 @@
-import { randomUUID } from 'node:crypto';
-import { mkdir, readdir, rename, rmdir, unlink } from 'node:fs/promises';
+import { mkdir, readdir, rmdir, unlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -10,25 +9,8 @@ import {
   type OnModuleInit,
 } from '@nestjs/common';
 import type { ConfigType } from '@nestjs/config';
-import { MiB } from '@app/protocol';
 import { serverConfig } from '../config/server.config.js';
-import {
-  openCreating,
-  removeFile,
-  SpoolFile,
-  type SpoolHandle,
-  type SpoolStorage,
-} from './spool-file.js';
-
-/** Most bytes of spare spool files kept for reuse; a larger file is cut down to it. */
-export const SPARE_SPOOL_BYTES = 256 * MiB;
-/** Most spare spool files kept for reuse. */
-export const SPARE_SPOOL_FILES = 8;
-
-/** A spool file kept for the next body, and how long it is. */
-interface Spare extends SpoolHandle {
-  length: number;
-}
+import { SpoolFile } from './spool-file.js';
 
 /** Folders of this server in SPOOL_DIR: `proxy-server.<host>.<pid>.<instance>`. */
 const FOLDER = /^proxy-server\.([^.]+)\.(\d+)\.\d+$/;
@@ -67,29 +49,14 @@ function isAlive(pid: number): boolean {
  * gone, or whose pid is its own (containers reuse pid 1) — and only the
  * `<uuid>.body` files in them: SPOOL_DIR may be a shared directory, nothing
  * else in it is touched. At shutdown it deletes its files and its folder.
- *
- * A discarded spool file is not deleted at once but kept, open and renamed
- * to a fresh name, for the next body that spills (at most
- * {@link SPARE_SPOOL_FILES} files and {@link SPARE_SPOOL_BYTES} bytes; the
- * rest is deleted). Overwriting a file whose blocks and page cache exist is
- * several times cheaper than growing a new one: on the benchmark's virtual
- * machine a new 200 MB spool file cost 0.5–0.8 s of system CPU, an
- * overwritten one 0.04 s. A spare still holds an earlier body's bytes (in
- * this server's private folder, 0600) until they are overwritten or the
- * server stops; a body only ever reads back the regions it wrote itself.
  */
 @Injectable()
-export class SpoolService
-  implements OnModuleInit, OnApplicationShutdown, SpoolStorage
-{
+export class SpoolService implements OnModuleInit, OnApplicationShutdown {
   private readonly logger = new Logger('Spool');
   private readonly host = hostTag();
   /** This process's folder. */
   readonly folder: string;
   private readonly files = new Set<SpoolFile>();
-  /** Files kept for reuse, the most recently used last. */
-  private readonly spares: Spare[] = [];
-  private stopping = false;
 
   constructor(
     @Inject(serverConfig.KEY)
@@ -119,10 +86,8 @@ export class SpoolService
 
   /** A spool file for the body of connection `id` (no file exists until the first write). */
   create(id: string): SpoolFile {
-    const file = new SpoolFile(
-      join(this.folder, `${id}.body`),
-      (gone) => this.files.delete(gone),
-      this,
+    const file = new SpoolFile(join(this.folder, `${id}.body`), (gone) =>
+      this.files.delete(gone),
     );
     this.files.add(file);
     return file;
@@ -133,63 +98,9 @@ export class SpoolService
     return this.files.size;
   }
 
-  /** Spare files waiting for a body (for tests). */
-  get spareFiles(): number {
-    return this.spares.length;
-  }
-
-  /** {@link SpoolStorage}: the most recently used spare (its pages are the likeliest cached), or a new file. */
-  async acquire(path: string): Promise<SpoolHandle> {
-    const spare = this.spares.pop();
-    if (spare) return spare;
-    return { handle: await openCreating(path), path };
-  }
-
-  /**
-   * {@link SpoolStorage}: keeps the file as a spare, under a new name (the
-   * old one may be reused by a connection with the same id), if it fits the
-   * bounds, cut down to {@link SPARE_SPOOL_BYTES}; otherwise deletes it.
-   */
-  async retire(file: SpoolHandle): Promise<void> {
-    if (this.stopping || this.spares.length >= SPARE_SPOOL_FILES) {
-      await removeFile(file);
-      return;
-    }
-    let spare: Spare;
-    try {
-      let { size: length } = await file.handle.stat();
-      if (length > SPARE_SPOOL_BYTES) {
-        await file.handle.truncate(SPARE_SPOOL_BYTES);
-        length = SPARE_SPOOL_BYTES;
-      }
-      const path = join(this.folder, `${randomUUID()}.body`);
-      await rename(file.path, path);
-      spare = { handle: file.handle, path, length };
-    } catch (error) {
-      this.logger.warn(
-        `could not keep spool file ${file.path} for reuse (${error instanceof Error ? error.message : String(error)}): deleting it`,
-      );
-      await removeFile(file);
-      return;
-    }
-    // Checked again now that nothing awaits any more: others retired meanwhile.
-    const kept = this.spares.reduce((sum, { length }) => sum + length, 0);
-    if (
-      this.stopping ||
-      this.spares.length >= SPARE_SPOOL_FILES ||
-      kept + spare.length > SPARE_SPOOL_BYTES
-    ) {
-      await removeFile(spare);
-      return;
-    }
-    this.spares.push(spare);
-  }
-
   /** Runs after every module's onModuleDestroy, i.e. after connections were released. */
   async onApplicationShutdown(): Promise<void> {
-    this.stopping = true;
     await Promise.all([...this.files].map((file) => file.discard()));
-    await Promise.all(this.spares.splice(0).map((spare) => removeFile(spare)));
     inUse.delete(this.folder);
     await rmdir(this.folder).catch((error: NodeJS.ErrnoException) => {
       if (error.code !== 'ENOENT') {
