@@ -8,64 +8,27 @@ const logger = new Logger('Spool');
 /** Spooled bytes are read back in pieces of at most this size, not a chunk at once. */
 const READ_PIECE_BYTES = MiB;
 
-/** An open file on disk that spool files write into. */
-export interface SpoolHandle {
-  handle: FileHandle;
-  path: string;
-}
-
-/**
- * Where spool files get their file on disk, and where it goes when they are
- * discarded ({@link SpoolService}: a new file, or one an earlier body left).
- */
-export interface SpoolStorage {
-  /** A file for a new body; `path` is where to create one if none is spare. */
-  acquire(path: string): Promise<SpoolHandle>;
-  /** Takes back a file no read or write uses any more. Never rejects. */
-  retire(file: SpoolHandle): Promise<void>;
-}
-
-/** Storage without reuse: every file is new, and deleted when discarded. */
-export const FRESH_FILES: SpoolStorage = {
-  acquire: async (path) => ({ handle: await openCreating(path), path }),
-  retire: (file) => removeFile(file),
-};
-
 /**
  * The spool file of one request body: the chunks that did not fit in memory,
  * written at offsets handed out in arrival order (chunks arrive in any order
  * and in parallel, so each one gets its own region and they never wait for
  * each other), read back in index order when the body goes to the target.
  *
- * Opened on the first write, so a body that never spills makes no file; the
- * file comes from `storage`, which may hand out an emptied one an earlier
- * body left (see {@link SpoolService}). {@link discard} waits for the reads
- * and writes still running, then gives the file back to `storage` (which
- * deletes it, or empties it and keeps it for another body); from the moment
- * it is called every write and read fails, so no byte of another body can
- * reach this one's reader. Disk errors are 507
- * `insufficient_storage`, never a 500: a full or read-only disk is the
- * server's trouble, not a bug, and the client can try again later.
+ * Opened on the first write, so a body that never spills makes no file.
+ * {@link discard} closes and deletes it; after that every write and read
+ * fails. Disk errors are 507 `insufficient_storage`, never a 500: a full or
+ * read-only disk is the server's trouble, not a bug, and the client can try
+ * again later.
  */
 export class SpoolFile {
-  private handle: Promise<SpoolHandle> | undefined;
-  private opened: SpoolHandle | undefined;
+  private handle: Promise<FileHandle> | undefined;
   private end = 0;
   private discarding: Promise<void> | undefined;
-  /** Reads and writes running on the file, and who waits for them to end. */
-  private busy = 0;
-  private whenIdle: (() => void) | undefined;
 
   constructor(
-    private readonly wanted: string,
+    readonly path: string,
     private readonly onDiscarded: (file: SpoolFile) => void = () => {},
-    private readonly storage: SpoolStorage = FRESH_FILES,
   ) {}
-
-  /** Where the file is (once opened: a spare file has its own name). */
-  get path(): string {
-    return this.opened?.path ?? this.wanted;
-  }
 
   /** Bytes of the file handed out so far. */
   get size(): number {
@@ -85,23 +48,18 @@ export class SpoolFile {
 
   /** Writes `parts` one after the other at `offset` (a region from {@link reserve}). */
   async write(parts: readonly Buffer[], offset: number): Promise<void> {
-    this.busy += 1;
+    const handle = await this.opened();
+    let position = offset;
+    let rest = parts.filter((part) => part.length > 0);
     try {
-      const handle = this.ready() ?? (await this.open());
-      let position = offset;
-      let rest = parts.filter((part) => part.length > 0);
-      try {
-        while (rest.length > 0) {
-          const { bytesWritten } = await handle.writev(rest, position);
-          if (bytesWritten === 0) throw new Error('the disk accepted no bytes');
-          position += bytesWritten;
-          rest = skip(rest, bytesWritten);
-        }
-      } catch (error) {
-        throw spoolFailure('write to', error);
+      while (rest.length > 0) {
+        const { bytesWritten } = await handle.writev(rest, position);
+        if (bytesWritten === 0) throw new Error('the disk accepted no bytes');
+        position += bytesWritten;
+        rest = skip(rest, bytesWritten);
       }
-    } finally {
-      this.done();
+    } catch (error) {
+      throw spoolFailure('write to', error);
     }
   }
 
@@ -110,20 +68,15 @@ export class SpoolFile {
    * {@link READ_PIECE_BYTES} so that a 10 MiB chunk never needs 10 MiB at once.
    */
   async *read(offset: number, length: number): AsyncGenerator<Buffer> {
+    const handle = await this.opened();
     for (let done = 0; done < length;) {
       const want = Math.min(READ_PIECE_BYTES, length - done);
       let bytesRead: number;
       const piece = Buffer.allocUnsafe(want);
-      this.busy += 1;
       try {
-        // Checked before every read: once discarded, the file may already
-        // hold another body's bytes.
-        const handle = this.ready() ?? (await this.open());
         ({ bytesRead } = await handle.read(piece, 0, want, offset + done));
       } catch (error) {
         throw spoolFailure('read from', error);
-      } finally {
-        this.done();
       }
       if (bytesRead === 0) {
         throw spoolFailure(
@@ -138,70 +91,39 @@ export class SpoolFile {
     }
   }
 
-  /**
-   * Ends the file's use by this body (once; later calls get the same
-   * promise): new reads and writes fail at once, and when those still
-   * running are over the file goes back to its storage. Never rejects.
-   */
+  /** Closes and deletes the file (once; later calls get the same promise). Never rejects. */
   discard(): Promise<void> {
-    this.discarding ??= this.giveBack().finally(() => this.onDiscarded(this));
+    this.discarding ??= this.remove()
+      .catch((error: unknown) =>
+        logger.warn(
+          `could not delete spool file ${this.path}: ${error instanceof Error ? error.message : String(error)}`,
+        ),
+      )
+      .finally(() => this.onDiscarded(this));
     return this.discarding;
   }
 
-  private async giveBack(): Promise<void> {
+  private async remove(): Promise<void> {
     // Never opened, or could not be: there is no file.
-    const file = await this.handle?.catch(() => undefined);
-    if (!file) return;
-    while (this.busy > 0) {
-      await new Promise<void>((resolve) => (this.whenIdle = resolve));
-    }
-    await this.storage.retire(file);
-  }
-
-  /**
-   * The file for a read or write counted in `busy`, when it is open: then
-   * the call starts its I/O at once, so one made before {@link discard}
-   * is waited for, never cut. Throws once discarded.
-   */
-  private ready(): FileHandle | undefined {
-    if (this.discarding) throw discarded();
-    return this.opened?.handle;
-  }
-
-  /** Opens the file (once) for the first read or write; fails once discarded. */
-  private async open(): Promise<FileHandle> {
-    this.handle ??= this.storage.acquire(this.wanted).then(
-      (file) => (this.opened = file),
-      (error: unknown) => {
-        throw spoolFailure('create', error);
-      },
-    );
-    const { handle } = await this.handle;
-    if (this.discarding) throw discarded();
-    return handle;
-  }
-
-  private done(): void {
-    this.busy -= 1;
-    if (this.busy === 0) this.whenIdle?.();
-  }
-}
-
-function discarded(): unknown {
-  return spoolFailure('use', new Error('the spool file was already discarded'));
-}
-
-/** Closes and deletes a spool file. Never rejects: a failure is logged. */
-export async function removeFile({ handle, path }: SpoolHandle): Promise<void> {
-  try {
+    const handle = await this.handle?.catch(() => undefined);
+    if (!handle) return;
+    // close() waits for the reads and writes still running on the handle.
     await handle.close();
-    await unlink(path).catch((error: NodeJS.ErrnoException) => {
+    await unlink(this.path).catch((error: NodeJS.ErrnoException) => {
       if (error.code !== 'ENOENT') throw error;
     });
-  } catch (error) {
-    logger.warn(
-      `could not delete spool file ${path}: ${error instanceof Error ? error.message : String(error)}`,
-    );
+  }
+
+  private opened(): Promise<FileHandle> {
+    if (this.discarding) {
+      return Promise.reject(
+        spoolFailure('use', new Error('the spool file was already discarded')),
+      );
+    }
+    this.handle ??= openCreating(this.path).catch((error: unknown) => {
+      throw spoolFailure('create', error);
+    });
+    return this.handle;
   }
 }
 
@@ -209,7 +131,7 @@ export async function removeFile({ handle, path }: SpoolHandle): Promise<void> {
  * Opens `path` for reading and writing, new and private to this user. When
  * its folder is gone (a tmp cleaner removed it), makes it again once.
  */
-export async function openCreating(path: string): Promise<FileHandle> {
+async function openCreating(path: string): Promise<FileHandle> {
   try {
     return await open(path, 'wx+', 0o600);
   } catch (error) {

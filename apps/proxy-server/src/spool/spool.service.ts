@@ -1,5 +1,4 @@
-import { randomUUID } from 'node:crypto';
-import { mkdir, readdir, rename, rmdir, unlink } from 'node:fs/promises';
+import { mkdir, readdir, rmdir, unlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -11,16 +10,7 @@ import {
 } from '@nestjs/common';
 import type { ConfigType } from '@nestjs/config';
 import { serverConfig } from '../config/server.config.js';
-import {
-  openCreating,
-  removeFile,
-  SpoolFile,
-  type SpoolHandle,
-  type SpoolStorage,
-} from './spool-file.js';
-
-/** Most emptied spool files kept open for reuse. */
-export const SPARE_SPOOL_FILES = 8;
+import { SpoolFile } from './spool-file.js';
 
 /** Folders of this server in SPOOL_DIR: `proxy-server.<host>.<pid>.<instance>`. */
 const FOLDER = /^proxy-server\.([^.]+)\.(\d+)\.\d+$/;
@@ -59,26 +49,14 @@ function isAlive(pid: number): boolean {
  * gone, or whose pid is its own (containers reuse pid 1) — and only the
  * `<uuid>.body` files in them: SPOOL_DIR may be a shared directory, nothing
  * else in it is touched. At shutdown it deletes its files and its folder.
- *
- * A discarded spool file is emptied at once (truncated to zero bytes: no
- * byte of its body stays on disk) but kept open, under a fresh name, for the
- * next body that spills; at most {@link SPARE_SPOOL_FILES}, the rest are
- * deleted, and all of them at shutdown. Writing into an emptied file costs a
- * fraction of growing a new one: on the benchmark's virtual machine 200 MB
- * into a new file took 0.8–0.9 s of system CPU, into an emptied one 0.06 s.
  */
 @Injectable()
-export class SpoolService
-  implements OnModuleInit, OnApplicationShutdown, SpoolStorage
-{
+export class SpoolService implements OnModuleInit, OnApplicationShutdown {
   private readonly logger = new Logger('Spool');
   private readonly host = hostTag();
   /** This process's folder. */
   readonly folder: string;
   private readonly files = new Set<SpoolFile>();
-  /** Emptied files kept for reuse, the most recently used last. */
-  private readonly spares: SpoolHandle[] = [];
-  private stopping = false;
 
   constructor(
     @Inject(serverConfig.KEY)
@@ -108,10 +86,8 @@ export class SpoolService
 
   /** A spool file for the body of connection `id` (no file exists until the first write). */
   create(id: string): SpoolFile {
-    const file = new SpoolFile(
-      join(this.folder, `${id}.body`),
-      (gone) => this.files.delete(gone),
-      this,
+    const file = new SpoolFile(join(this.folder, `${id}.body`), (gone) =>
+      this.files.delete(gone),
     );
     this.files.add(file);
     return file;
@@ -122,55 +98,9 @@ export class SpoolService
     return this.files.size;
   }
 
-  /** Spare files waiting for a body (for tests). */
-  get spareFiles(): number {
-    return this.spares.length;
-  }
-
-  /** {@link SpoolStorage}: the most recently emptied spare, or a new file at `path`. */
-  async acquire(path: string): Promise<SpoolHandle> {
-    const spare = this.spares.pop();
-    if (spare) return spare;
-    return { handle: await openCreating(path), path };
-  }
-
-  /**
-   * {@link SpoolStorage}: empties the file and keeps it as a spare under a
-   * new name (the old one may be reused by a connection with the same id),
-   * unless {@link SPARE_SPOOL_FILES} are kept already: then deletes it.
-   */
-  async retire(file: SpoolHandle): Promise<void> {
-    if (this.stopping || this.spares.length >= SPARE_SPOOL_FILES) {
-      await removeFile(file);
-      return;
-    }
-    let spare: SpoolHandle;
-    try {
-      // Emptied first: the body's bytes leave the disk now, not on reuse.
-      await file.handle.truncate(0);
-      const path = join(this.folder, `${randomUUID()}.body`);
-      await rename(file.path, path);
-      spare = { handle: file.handle, path };
-    } catch (error) {
-      this.logger.warn(
-        `could not keep spool file ${file.path} for reuse (${error instanceof Error ? error.message : String(error)}): deleting it`,
-      );
-      await removeFile(file);
-      return;
-    }
-    // Checked again now that nothing awaits any more: others retired meanwhile.
-    if (this.stopping || this.spares.length >= SPARE_SPOOL_FILES) {
-      await removeFile(spare);
-      return;
-    }
-    this.spares.push(spare);
-  }
-
   /** Runs after every module's onModuleDestroy, i.e. after connections were released. */
   async onApplicationShutdown(): Promise<void> {
-    this.stopping = true;
     await Promise.all([...this.files].map((file) => file.discard()));
-    await Promise.all(this.spares.splice(0).map((spare) => removeFile(spare)));
     inUse.delete(this.folder);
     await rmdir(this.folder).catch((error: NodeJS.ErrnoException) => {
       if (error.code !== 'ENOENT') {

@@ -21,7 +21,7 @@ import {
   type Target,
 } from '../../../../test/support/target.js';
 import { startTestServer, type TestServer } from '../testing/test-server.js';
-import { SPARE_SPOOL_FILES, SpoolService } from './spool.service.js';
+import { SpoolService } from './spool.service.js';
 
 const MiB = 1024 * 1024;
 const THRESHOLD = 8 * MiB;
@@ -130,8 +130,7 @@ describe('request bodies beyond SPOOL_THRESHOLD_BYTES', () => {
     expect(target.seen.filter((r) => r.url === '/echo?spooled')).toHaveLength(
       1,
     );
-    // Forwarded and served: the file is freed long before the linger ends
-    // (kept for reuse under another name, or deleted).
+    // Forwarded and served: the file is gone long before the linger ends.
     await vi.waitFor(async () =>
       expect(await exists(spoolPath ?? '')).toBe(false),
     );
@@ -155,51 +154,7 @@ describe('request bodies beyond SPOOL_THRESHOLD_BYTES', () => {
     return { id, path, chunks };
   }
 
-  it('empties a freed spool file and keeps it, under a new name, for the next body that spills', async () => {
-    const spool = server.app.get(SpoolService);
-    const first = await spilled();
-    const released = await server.call('DELETE', '/proxy/connection', {
-      'x-connection-id': first.id,
-    });
-    expect(released.status).toBe(204);
-    await vi.waitFor(async () => expect(await exists(first.path)).toBe(false));
-    await vi.waitFor(() => expect(spool.spareFiles).toBeGreaterThan(0));
-    const spares = spool.spareFiles;
-    // Nothing of the first body is left on disk: every spare is empty.
-    for (const name of await readdir(spool.folder)) {
-      expect((await stat(join(spool.folder, name))).size).toBe(0);
-    }
-
-    // 9 MiB: 1 MiB spooled, into a spare.
-    const { id } = await server.open({
-      port: target.port,
-      method: 'POST',
-      path: '/echo?reused',
-    });
-    const chunks = chunksOf(9 * MiB, MiB, 'reused');
-    for (const [index, chunk] of chunks.entries()) {
-      const res = await server.chunk(id, chunk, {
-        index,
-        final: index === chunks.length - 1,
-      });
-      expect(res.status).toBe(200);
-    }
-    expect(spool.spareFiles).toBe(spares - 1);
-    const reused = await spoolPathOf(id);
-    expect(reused).not.toBe(first.path);
-    expect((await stat(reused)).size).toBe(MiB);
-
-    const { chunks: answer, error } = await server.fetchAll(id);
-    expect(error).toBeUndefined();
-    const echo = JSON.parse(Buffer.concat(answer).toString()) as {
-      bytes: number;
-      sha256: string;
-    };
-    expect(echo.bytes).toBe(9 * MiB);
-    expect(echo.sha256).toBe(sha256Of(chunks));
-  });
-
-  it('frees the spool file when the connection is released (DELETE)', async () => {
+  it('deletes the spool file when the connection is released (DELETE)', async () => {
     const { id, path } = await spilled();
     const res = await server.call('DELETE', '/proxy/connection', {
       'x-connection-id': id,
@@ -208,7 +163,7 @@ describe('request bodies beyond SPOOL_THRESHOLD_BYTES', () => {
     await vi.waitFor(async () => expect(await exists(path)).toBe(false));
   });
 
-  it('frees the spool file when the connection expires', async () => {
+  it('deletes the spool file when the connection expires', async () => {
     const { path } = await spilled();
     server.clock.advance(60_001);
     expect(
@@ -217,7 +172,7 @@ describe('request bodies beyond SPOOL_THRESHOLD_BYTES', () => {
     await vi.waitFor(async () => expect(await exists(path)).toBe(false));
   });
 
-  it('frees the spool file when the body fails (more than body_size)', async () => {
+  it('deletes the spool file when the body fails (more than body_size)', async () => {
     const { id, path } = await spilled({ body_size: 10 * MiB });
     const res = await server.chunk(id, 'one byte too many', {
       index: 10,
@@ -228,7 +183,7 @@ describe('request bodies beyond SPOOL_THRESHOLD_BYTES', () => {
     await vi.waitFor(async () => expect(await exists(path)).toBe(false));
   });
 
-  it('answers 507 insufficient_storage when the spool file cannot be read back, and frees it', async () => {
+  it('answers 507 insufficient_storage when the spool file cannot be read back, and deletes it', async () => {
     const { id, path } = await spilled();
     await truncate(path, MiB);
     const final = await server.chunk(id, '', { index: 10, final: true });
@@ -331,44 +286,6 @@ describe('the spool folder', () => {
     }
     expect(await exists(folder)).toBe(false);
     expect(await readdir(spoolDir)).toEqual([]);
-  });
-
-  it(`keeps at most ${SPARE_SPOOL_FILES} freed spool files for reuse, and deletes them at shutdown`, async () => {
-    const target = await startTarget();
-    const server = await startTestServer({
-      SPOOL_DIR: spoolDir,
-      SPOOL_THRESHOLD_BYTES: '0',
-    });
-    const spool = server.app.get(SpoolService);
-    const folder = spool.folder;
-    try {
-      const ids: string[] = [];
-      for (let i = 0; i < SPARE_SPOOL_FILES + 3; i++) {
-        const { id } = await server.open({
-          port: target.port,
-          method: 'POST',
-          path: '/echo',
-        });
-        await server.chunk(id, `spooled ${i}`, { index: 0 });
-        ids.push(id);
-      }
-      expect(await readdir(folder)).toHaveLength(SPARE_SPOOL_FILES + 3);
-      for (const id of ids) {
-        await server.call('DELETE', '/proxy/connection', {
-          'x-connection-id': id,
-        });
-      }
-      await vi.waitFor(() => expect(spool.openFiles).toBe(0));
-      expect(spool.spareFiles).toBe(SPARE_SPOOL_FILES);
-      const names = await readdir(folder);
-      expect(names).toHaveLength(SPARE_SPOOL_FILES);
-      // Renamed: no spare goes by a connection id any more.
-      for (const id of ids) expect(names).not.toContain(`${id}.body`);
-    } finally {
-      await server.close();
-      await target.close();
-    }
-    expect(await exists(folder)).toBe(false);
   });
 
   it('stops the server at start-up when SPOOL_DIR cannot be made, naming it', async () => {
