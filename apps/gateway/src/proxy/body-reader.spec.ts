@@ -2,7 +2,11 @@ import { createHash } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { PassThrough } from 'node:stream';
 import { BufferPool } from '@app/protocol';
-import { markBodyWithheld, readBoundedBody } from './body-reader.js';
+import {
+  markBodyWithheld,
+  POOLED_MIN_BYTES,
+  readBoundedBody,
+} from './body-reader.js';
 
 /** A request stream with the given headers; the test writes its body. */
 function fakeRequest(
@@ -38,27 +42,46 @@ describe('readBoundedBody', () => {
     });
   });
 
-  it('reads a body of known length into a pooled buffer, given back by release()', async () => {
-    const pool = new BufferPool(64, 2);
-    const req = fakeRequest({ 'content-length': '10' });
-    const read = readBoundedBody(req, 100, undefined, pool);
-    req.write(Buffer.alloc(4, 1));
-    req.end(Buffer.alloc(6, 2));
+  it('reads a large body of known length into a pooled buffer, given back by release()', async () => {
+    const size = POOLED_MIN_BYTES + 10;
+    const pool = new BufferPool(2 * POOLED_MIN_BYTES, 2);
+    const req = fakeRequest({ 'content-length': String(size) });
+    const read = readBoundedBody(req, 4 * POOLED_MIN_BYTES, undefined, pool);
+    req.write(Buffer.alloc(POOLED_MIN_BYTES, 1));
+    req.end(Buffer.alloc(10, 2));
     const result = await read;
     if (result.kind !== 'complete') throw new Error(result.kind);
-    expect(result.body).toEqual(
-      Buffer.concat([Buffer.alloc(4, 1), Buffer.alloc(6, 2)]),
+    const whole = Buffer.concat([
+      Buffer.alloc(POOLED_MIN_BYTES, 1),
+      Buffer.alloc(10, 2),
+    ]);
+    expect(result.body.equals(whole)).toBe(true);
+    expect(result.sha256).toBe(
+      createHash('sha256').update(whole).digest('hex'),
     );
-    expect(result.body.buffer.byteLength).toBe(64); // a view into the pool's buffer
+    // a view into the pool's buffer
+    expect(result.body.buffer.byteLength).toBe(2 * POOLED_MIN_BYTES);
     expect(pool.idle).toBe(0);
     result.release();
     expect(pool.idle).toBe(1);
   });
 
-  it('gives the pooled buffer back at once when the client leaves mid-body', async () => {
-    const pool = new BufferPool(64, 2);
+  it('joins a small body instead of taking a pooled buffer for it', async () => {
+    const pool = new BufferPool(2 * POOLED_MIN_BYTES, 2);
     const req = fakeRequest({ 'content-length': '10' });
     const read = readBoundedBody(req, 100, undefined, pool);
+    req.end(Buffer.alloc(10, 3));
+    const result = await read;
+    if (result.kind !== 'complete') throw new Error(result.kind);
+    expect(result.body).toEqual(Buffer.alloc(10, 3));
+    expect(result.body.buffer.byteLength).not.toBe(2 * POOLED_MIN_BYTES);
+    expect(pool.idle).toBe(0); // never lent
+  });
+
+  it('gives the pooled buffer back at once when the client leaves mid-body', async () => {
+    const pool = new BufferPool(2 * POOLED_MIN_BYTES, 2);
+    const req = fakeRequest({ 'content-length': String(POOLED_MIN_BYTES) });
+    const read = readBoundedBody(req, 4 * POOLED_MIN_BYTES, undefined, pool);
     req.write(Buffer.alloc(4, 1));
     req.destroy();
     expect((await read).kind).toBe('aborted');

@@ -26,6 +26,13 @@ export type BodyRead =
   /** The client went away before sending everything. */
   | { kind: 'aborted'; receivedBytes: number };
 
+/**
+ * Smallest body read into a pooled buffer. Below it, joining the pieces
+ * costs less than tying up a buffer of the gateway's whole limit (a JSON
+ * head of a few hundred bytes must not take a 2 MiB buffer).
+ */
+export const POOLED_MIN_BYTES = 64 * 1024;
+
 /** Requests whose client was not sent `100 Continue`, so no body will come. */
 const withheld = new WeakSet<IncomingMessage>();
 
@@ -49,9 +56,9 @@ export function declaredLength(req: IncomingMessage): number | undefined {
  * client. Memory held is never more than `maxBytes`.
  *
  * The body is hashed (node:crypto) piece by piece as it arrives. A body
- * whose Content-Length fits a buffer of `pool` is copied into one as it
- * arrives (reused memory, no garbage, one write to the upstream); any other
- * is joined once at its end.
+ * whose Content-Length is at least {@link POOLED_MIN_BYTES} and fits a
+ * buffer of `pool` is copied into one as it arrives (reused memory, no
+ * garbage, one write to the upstream); any other is joined once at its end.
  */
 export function readBoundedBody(
   req: IncomingMessage,
@@ -75,12 +82,15 @@ export function readBoundedBody(
     let received = 0;
     let chunks: Buffer[] = [];
     const hash = createHash('sha256');
-    // Lent only for a body that will fit it; given back unless the body is handed out.
+    // Lent only for a large body that will fit it (a small one is joined
+    // cheaply); given back unless the body is handed out.
     let lease =
-      pool && !tooLarge && declared !== undefined && declared > 0
-        ? declared <= pool.size
-          ? pool.take()
-          : undefined
+      pool &&
+      !tooLarge &&
+      declared !== undefined &&
+      declared >= POOLED_MIN_BYTES &&
+      declared <= pool.size
+        ? pool.take()
         : undefined;
     let done = false;
 

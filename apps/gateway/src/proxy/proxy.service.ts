@@ -29,8 +29,8 @@ import { UpstreamService, type UpstreamOutcome } from './upstream.service.js';
 
 /** Largest body buffer the gateway keeps for reuse; larger bodies get one of their own. */
 const POOLED_BODY_BYTES = 16 * MiB;
-/** Body buffers kept for reuse: enough for the calls one fast client keeps in flight. */
-const POOLED_BODIES = 8;
+/** Body buffers kept for reuse: the chunk calls of two uploads at the client's default window. */
+const POOLED_BODIES = 16;
 
 /** Status recorded for a call whose client left before any answer (nginx's convention). */
 const CLIENT_CLOSED = 499;
