@@ -93,7 +93,9 @@ export class TargetService implements OnApplicationShutdown {
         }
       }
       response.end();
-      this.logger.log(
+      // At debug: a small request is one gateway call, and no call may cost
+      // a log line by default (stdout to a pipe is a synchronous write).
+      this.logger.debug(
         `${target.method} ${target.display} -> ${res.statusCode}, ${bodyBytes} bytes sent, ${response.receivedBytes} bytes received in ${Date.now() - started} ms`,
       );
     } catch (error) {
