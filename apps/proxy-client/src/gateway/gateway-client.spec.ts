@@ -174,6 +174,37 @@ describe('GatewayClient signing', () => {
     expect(result.body.subarray(69_999, 70_001)).toEqual(Buffer.from([1, 2]));
   });
 
+  it('reads a large answer into a pooled buffer, lent again once released', async () => {
+    const server = await serverReplying((_req, res, n) => {
+      const size = n === 3 ? 100 : 100_000; // the third one is small
+      res.writeHead(200, {
+        'content-type': 'application/octet-stream',
+        'content-length': size,
+      });
+      res.write(Buffer.alloc(60_000, n));
+      res.end(Buffer.alloc(size - 60_000 > 0 ? size - 60_000 : 0, n));
+    });
+    const client = clientFor(server.url, { answerBufferBytes: 128 * 1024 });
+    const get = () => client.call({ method: 'GET', path: '/proxy/response' });
+
+    const first = await get();
+    expect(first.parts).toHaveLength(1);
+    expect(first.parts[0].buffer.byteLength).toBe(128 * 1024); // the pool's
+    expect(first.parts[0].equals(Buffer.alloc(100_000, 1))).toBe(true);
+    const pooled = first.parts[0].buffer;
+    first.release();
+
+    const second = await get();
+    expect(second.parts[0].buffer).toBe(pooled); // the same memory again
+    expect(second.parts[0].equals(Buffer.alloc(100_000, 2))).toBe(true);
+    second.release();
+    second.release(); // harmless
+
+    const small = await get();
+    expect(small.size).toBe(100);
+    expect(small.body.buffer).not.toBe(pooled);
+  });
+
   it('signs GET and DELETE calls without a body', async () => {
     const server = await serverReplying((_req, res) => answer(res, 204));
     const client = clientFor(server.url);

@@ -5,7 +5,12 @@ import { Logger } from '@nestjs/common';
 import { HttpRequest } from '@smithy/protocol-http';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { Pool } from 'undici';
-import { MAX_CHUNK_SIZE, MiB } from '@app/protocol';
+import {
+  BufferPool,
+  MAX_CHUNK_SIZE,
+  MiB,
+  type PooledBuffer,
+} from '@app/protocol';
 import { countGatewayCall } from './call-tally.js';
 import { NodeSha256 } from './node-sha256.js';
 import {
@@ -26,7 +31,18 @@ export interface GatewayClientOptions extends RetryPolicyOptions {
   callTimeoutMs: number;
   /** Most keep-alive connections to the gateway at once; calls beyond wait for one. */
   connections: number;
+  /**
+   * Size of the pooled buffers large answers are read into (CHUNK_SIZE: the
+   * largest response chunk asked for); without it every answer stays as
+   * the pieces it arrived in.
+   */
+  answerBufferBytes?: number;
 }
+
+/** Smallest answer read into a pooled buffer: smaller ones (JSON, short chunks) stay as they arrived. */
+const POOLED_ANSWER_MIN_BYTES = 64 * 1024;
+/** Answer buffers kept for reuse: two downloads' worth at the default window of 8. */
+const POOLED_ANSWERS = 16;
 
 /** Static credentials or a provider of them, as `SignatureV4` takes them. */
 export type CredentialsSource = ConstructorParameters<
@@ -58,6 +74,13 @@ export interface GatewayAnswer {
   readonly body: Buffer;
   /** 1 if the first attempt answered; more if retries were needed. */
   attempts: number;
+  /**
+   * Gives a pooled body buffer back (a large answer is read into one): call
+   * it once nothing reads `parts` or `body` any more, e.g. once the bytes
+   * were written out. Idempotent; an answer never released only costs the
+   * pool a reuse.
+   */
+  release(): void;
 }
 
 /** An answer whose body is joined only if someone asks for it whole. */
@@ -70,6 +93,7 @@ class Answer implements GatewayAnswer {
     readonly headers: IncomingHttpHeaders,
     readonly parts: readonly Buffer[],
     readonly size: number,
+    readonly release: () => void = () => {},
   ) {}
 
   get body(): Buffer {
@@ -165,6 +189,7 @@ export class GatewayClient {
   private readonly basePath: string;
   private readonly pool: Pool;
   private readonly signer: SignatureV4;
+  private readonly answers: BufferPool | undefined;
 
   constructor(
     private readonly options: GatewayClientOptions,
@@ -178,6 +203,9 @@ export class GatewayClient {
       headersTimeout: options.callTimeoutMs,
       bodyTimeout: options.callTimeoutMs,
     });
+    this.answers = options.answerBufferBytes
+      ? new BufferPool(options.answerBufferBytes, POOLED_ANSWERS)
+      : undefined;
     this.signer = new SignatureV4({
       credentials,
       region: options.region,
@@ -219,6 +247,7 @@ export class GatewayClient {
           return answer;
         }
         retryAfter = parseRetryAfter(answer.headers['retry-after']);
+        answer.release(); // dropped for a new attempt
       } catch (error) {
         if (call.signal?.aborted) throw call.signal.reason;
         this.logger.debug(
@@ -265,25 +294,60 @@ export class GatewayClient {
       body: call.body,
       signal: call.signal,
     });
+    const lease = this.lendFor(res.headers['content-length']);
     const parts: Buffer[] = [];
     let size = 0;
-    for await (const part of res.body) {
-      const buf = part as Buffer;
-      size += buf.length;
-      if (size > MAX_ANSWER_BYTES) {
-        res.body.destroy();
-        throw new GatewayAnswerTooLargeError(
-          `The answer to ${call.method} ${this.urlOf(call.path)} is larger than ${MAX_ANSWER_BYTES} bytes: API_GATEWAY_URL does not seem to lead to proxy-server`,
-        );
+    try {
+      for await (const part of res.body) {
+        const buf = part as Buffer;
+        size += buf.length;
+        if (size > MAX_ANSWER_BYTES) {
+          res.body.destroy();
+          throw new GatewayAnswerTooLargeError(
+            `The answer to ${call.method} ${this.urlOf(call.path)} is larger than ${MAX_ANSWER_BYTES} bytes: API_GATEWAY_URL does not seem to lead to proxy-server`,
+          );
+        }
+        if (!lease) {
+          parts.push(buf);
+        } else if (size <= lease.buffer.length) {
+          buf.copy(lease.buffer, size - buf.length);
+        } else {
+          // Longer than its Content-Length: undici does not let that happen.
+          res.body.destroy();
+          throw new Error("The answer's body overran its Content-Length");
+        }
       }
-      parts.push(buf);
+    } catch (error) {
+      lease?.release();
+      throw error;
     }
     return new Answer(
       res.statusCode,
       res.headers as IncomingHttpHeaders,
-      parts,
+      lease ? [lease.buffer.subarray(0, size)] : parts,
       size,
+      lease?.release,
     );
+  }
+
+  /**
+   * A pooled buffer for an answer whose Content-Length is large and fits
+   * one: the pieces from the socket are copied into it as they arrive and
+   * die young, instead of living on (for the whole prefetch window) until
+   * a costly full garbage collection.
+   */
+  private lendFor(
+    contentLength: string | string[] | undefined,
+  ): PooledBuffer | undefined {
+    if (!this.answers || typeof contentLength !== 'string') return undefined;
+    const length = Number(contentLength);
+    if (
+      !Number.isInteger(length) ||
+      length < POOLED_ANSWER_MIN_BYTES ||
+      length > this.answers.size
+    )
+      return undefined;
+    return this.answers.take();
   }
 
   /** Signs the request exactly as it will be sent. */

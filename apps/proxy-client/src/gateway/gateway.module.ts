@@ -45,6 +45,8 @@ export const AWS_CREDENTIALS = Symbol('AWS_CREDENTIALS');
             service: settings.service,
             callTimeoutMs: settings.gatewayCallTimeoutMs,
             connections: poolConnections(settings),
+            // Response chunks are at most CHUNK_SIZE (response_chunk_size).
+            answerBufferBytes: settings.chunkSize,
             maxRetries: settings.gatewayMaxRetries,
             baseMs: settings.gatewayRetryBaseMs,
           },

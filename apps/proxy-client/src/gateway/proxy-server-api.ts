@@ -24,10 +24,15 @@ export interface ResponseChunk {
   more: boolean;
   /** The target's status line and headers: on chunk 0 only. */
   head?: TargetHead;
-  /** The bytes, as the pieces they arrived in (written on without joining them). */
+  /** The bytes, as they arrived (written on without joining them). */
   parts: readonly Buffer[];
   /** Bytes in `parts`. */
   size: number;
+  /**
+   * Gives the chunk's pooled buffer back (see {@link GatewayAnswer.release})
+   * once its bytes were written out and flushed. Idempotent.
+   */
+  release(): void;
 }
 
 /** What `POST /proxy/exchange` answered. */
@@ -67,6 +72,18 @@ function parseJson(body: Buffer): unknown {
 
 /** A 200 answer carrying response chunk `index` (`GET /proxy/response` and the exchange alike). */
 function responseChunk(answer: GatewayAnswer, index: number): ResponseChunk {
+  try {
+    return readResponseChunk(answer, index);
+  } catch (error) {
+    answer.release();
+    throw error;
+  }
+}
+
+function readResponseChunk(
+  answer: GatewayAnswer,
+  index: number,
+): ResponseChunk {
   const servedIndex = single(answer.headers[Header.ChunkIndex]);
   if (servedIndex !== undefined && Number(servedIndex) !== index) {
     throw notTheProtocol(
@@ -83,6 +100,7 @@ function responseChunk(answer: GatewayAnswer, index: number): ResponseChunk {
     head: index === 0 ? readTargetHead(answer) : undefined,
     parts: answer.parts,
     size: answer.size,
+    release: () => answer.release(),
   };
 }
 
@@ -188,7 +206,10 @@ export class ProxyServerApi {
       },
       signal,
     });
-    if (answer.status === 202) return PENDING;
+    if (answer.status === 202) {
+      answer.release();
+      return PENDING;
+    }
     if (answer.status !== 200) {
       throw this.failure(answer, ProxyPath.Response, 'GET');
     }
@@ -259,10 +280,12 @@ export class ProxyServerApi {
     method: string,
     bodyBytes?: number,
   ): ProtocolError {
-    return answerError(answer, {
+    const error = answerError(answer, {
       method,
       url: this.gateway.urlOf(path),
       bodyBytes,
     });
+    answer.release(); // what it said is in the error now
+    return error;
   }
 }

@@ -25,6 +25,8 @@ interface Call {
  */
 function serverOf(sizes: number[], length?: number) {
   const calls: Call[] = [];
+  /** Indexes of the chunks released, in order. */
+  const released: number[] = [];
   const chunk = (index: number): ResponseChunk => ({
     index,
     more: index < sizes.length - 1,
@@ -39,6 +41,7 @@ function serverOf(sizes: number[], length?: number) {
         : undefined,
     parts: [Buffer.alloc(sizes[index], index)],
     size: sizes[index],
+    release: () => void released.push(index),
   });
   const fetch: PrefetchOptions['fetch'] = (index, signal) =>
     new Promise((resolve, reject) => {
@@ -60,7 +63,7 @@ function serverOf(sizes: number[], length?: number) {
         fail: reject,
       });
     });
-  return { calls, fetch, chunk };
+  return { calls, fetch, chunk, released };
 }
 
 async function settle(): Promise<void> {
@@ -246,6 +249,27 @@ describe('prefetchResponse', () => {
     await chunks.return(undefined);
     expect(server.calls.length).toBeGreaterThan(0);
     expect(server.calls.every((c) => c.signal.aborted)).toBe(true);
+  });
+
+  it('releases the chunks it received but never delivered when the consumer stops', async () => {
+    // With a Content-Length, chunks 1 and 2 are asked for at once.
+    const server = serverOf([SIZE, SIZE, SIZE, SIZE, SIZE], 5 * SIZE);
+    const chunks = prefetchResponse({
+      window: 3,
+      chunkSize: SIZE,
+      fetch: server.fetch,
+      first: server.chunk(0),
+      signal: new AbortController().signal,
+    });
+    expect((await chunks.next()).value?.index).toBe(0);
+    await settle();
+    // Chunk 2 arrives (held: chunk 1 comes first); chunk 1 does not.
+    server.calls.find((c) => c.index === 2)?.answer();
+    await settle();
+    expect(server.released).toEqual([]);
+    await chunks.return(undefined);
+    // Chunk 0 was delivered: the consumer's to release.
+    expect(server.released).toEqual([2]);
   });
 
   it('stops with the reason when the exchange is aborted', async () => {

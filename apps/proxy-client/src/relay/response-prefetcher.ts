@@ -70,7 +70,9 @@ interface Slot {
  *   always asked for.
  *
  * When the consumer stops early (the application left, an error) every call
- * still in flight is aborted. At the normal end calls past the end are left
+ * still in flight is aborted, and chunks received but not delivered are
+ * released (see {@link ResponseChunk.release}); a delivered chunk is the
+ * consumer's to release. At the normal end calls past the end are left
  * to finish: the server already answers them 409, and aborting would throw
  * their keep-alive connections away.
  */
@@ -173,6 +175,10 @@ export async function* prefetchResponse(
     asked = index;
     const slot = { promise: undefined } as unknown as Slot;
     slot.promise = fetchReady(index).then((chunk) => {
+      if (stopped) {
+        chunk.release(); // arrived after the download stopped: never delivered
+        return chunk;
+      }
       record(index, slot, chunk);
       measure();
       fill();
@@ -193,6 +199,8 @@ export async function* prefetchResponse(
   };
 
   let finished = false;
+  /** Set once the generator is done: chunks arriving later are released at once. */
+  let stopped = false;
   try {
     if (options.first) {
       const slot: Slot = { promise: Promise.resolve(options.first) };
@@ -224,7 +232,10 @@ export async function* prefetchResponse(
       measure();
     }
   } finally {
+    stopped = true;
     options.signal.removeEventListener('abort', stop);
     if (!finished) controller.abort(new Error('The download stopped'));
+    // Received, never delivered: their buffers are free.
+    for (const slot of slots.values()) slot.chunk?.release();
   }
 }

@@ -45,20 +45,34 @@ export function contentLength(head: TargetHead): number | undefined {
  * Writes one chunk of body, given as the pieces it arrived in, respecting
  * backpressure: when the application reads slower than the gateway
  * delivers, wait for `drain` before asking for the next chunk. The pieces
- * go out corked, in one system call, not one each. Rejects if the exchange
- * is aborted meanwhile.
+ * go out corked, in one system call, not one each. `flushed` is called
+ * once the socket is done with every piece (written, or the connection
+ * gone), which is when a pooled buffer may be reused: not when this
+ * resolves, since a small write can still sit in the socket's buffer.
+ * Rejects if the exchange is aborted meanwhile.
  */
 export async function writeBody(
   res: ServerResponse,
   parts: readonly Buffer[],
   signal: AbortSignal,
+  flushed: () => void = () => {},
 ): Promise<void> {
   let room = true;
+  let pending = 1;
+  const settle = () => {
+    pending -= 1;
+    if (pending === 0) flushed();
+  };
   res.cork();
   try {
-    for (const part of parts) if (part.length > 0) room = res.write(part);
+    for (const part of parts) {
+      if (part.length === 0) continue;
+      pending += 1;
+      room = res.write(part, settle);
+    }
   } finally {
     res.uncork();
+    settle();
   }
   if (room) return;
   await once(res, 'drain', { signal });

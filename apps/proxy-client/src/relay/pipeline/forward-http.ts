@@ -397,8 +397,9 @@ async function downloadResponse(
     }
     stats.chunksDown += 1;
     stats.bytesDown += chunk.size;
-    if (!io.res.writableEnded)
-      await writeBody(io.res, chunk.parts, deadline.signal);
+    // The chunk's buffer goes back to the pool once the socket is done with it.
+    if (io.res.writableEnded) chunk.release();
+    else await writeBody(io.res, chunk.parts, deadline.signal, chunk.release);
     // The application has its whole response once it has Content-Length
     // bytes; it may close at once, while the server's last chunk (maybe an
     // empty one) is still to be fetched: so end now, and fetch on.
