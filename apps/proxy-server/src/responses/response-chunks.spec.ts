@@ -33,6 +33,40 @@ describe('ResponseChunks', () => {
     expect([text(last), last.more]).toEqual(['ij', false]);
   });
 
+  it('keeps chunk 0 as the pieces that came; copies later chunks into buffers it reuses once they are freed', async () => {
+    const chunks = new ResponseChunks(4, 1);
+    chunks.start(head);
+    const piece = Buffer.from('abcdefgh');
+    chunks.push(piece);
+    const first = await ready(chunks, 0);
+    expect(first.parts[0].buffer).toBe(piece.buffer); // a view, no copy
+    const second = await ready(chunks, 1); // frees chunk 0
+    expect(text(second)).toBe('efgh');
+    const own = second.parts[0].buffer;
+    expect(own).not.toBe(piece.buffer);
+    expect(own.byteLength).toBe(4); // one chunk's buffer
+    chunks.push(Buffer.from('ijkl'));
+    expect(text(await ready(chunks, 2))).toBe('ijkl'); // frees chunk 1
+    chunks.push(Buffer.from('mnop'));
+    const fourth = await ready(chunks, 3);
+    expect(text(fourth)).toBe('mnop');
+    // Chunk 1's buffer, free since chunk 2 was asked for, now holds chunk 3.
+    expect(fourth.parts[0].buffer).toBe(own);
+  });
+
+  it('a chunk not yet freed keeps its bytes however much follows', async () => {
+    const chunks = new ResponseChunks(4, 2);
+    chunks.start(head);
+    chunks.push(Buffer.from('abcdefghijkl'));
+    const second = await ready(chunks, 1);
+    chunks.push(Buffer.from('mnopqrst'));
+    chunks.end();
+    // Chunk 1 is still within the window: nothing reused its buffer.
+    expect(text(second)).toBe('efgh');
+    expect(text(await ready(chunks, 2))).toBe('ijkl');
+    expect(text(second)).toBe('efgh');
+  });
+
   it('makes the last full chunk the last one when nobody was told more follows', async () => {
     const chunks = new ResponseChunks(4, 8);
     chunks.start(head);

@@ -1,10 +1,16 @@
-import { ErrorCode, ProtocolError, type TargetHead } from '@app/protocol';
+import {
+  BufferPool,
+  ErrorCode,
+  ProtocolError,
+  type PooledBuffer,
+  type TargetHead,
+} from '@app/protocol';
 
 /** One response chunk, ready to be served. */
 export interface ReadyChunk {
   ready: true;
   index: number;
-  /** The bytes, in the pieces they arrived in (written out without a copy). */
+  /** The bytes, in one or more pieces (written out without joining them). */
   parts: Buffer[];
   size: number;
   /** False on the last chunk. */
@@ -23,6 +29,8 @@ export type ChunkRead = ReadyChunk | PendingChunk;
 interface Sealed {
   parts: Buffer[];
   size: number;
+  /** The response's own buffer holding the bytes (chunks after 0), given back when freed. */
+  lease?: PooledBuffer;
 }
 
 type Wake = 'changed' | 'timeout' | 'aborted';
@@ -44,12 +52,28 @@ type Wake = 'changed' | 'timeout' | 'aborted';
  *
  * Every change wakes every waiter, which then re-checks the state; a waiter
  * removes its listener, timer and abort handler whichever way it wakes.
+ *
+ * Memory: chunk 0 keeps the target's socket reads as they came (a small
+ * response costs no buffer of its own). From chunk 1 on, the bytes are
+ * copied into `chunkSize` buffers of this response, reused for later
+ * chunks as earlier ones are freed: the socket reads then die young
+ * instead of living through the window into costly full garbage
+ * collections (the server's peak RSS over a 1 GiB download, and a good
+ * part of its CPU). A buffer is reused only once its chunk is freed — after
+ * the client asked for a chunk `window` later, which a client following
+ * the protocol does only once it has the freed one — or the connection is
+ * released. A client that asks ahead of that rule can garble only its own
+ * response: the buffers never pass from one connection to another.
  */
 export class ResponseChunks {
   private head: TargetHead | undefined;
   private readonly sealed = new Map<number, Sealed>();
   private open: Buffer[] = [];
+  /** The buffer the open chunk is copied into (chunks after 0). */
+  private openLease: PooledBuffer | undefined;
   private openBytes = 0;
+  /** This response's chunk buffers: a window's worth at most, reused. */
+  private readonly buffers: BufferPool;
   /** Index of the chunk being filled. */
   private openIndex = 0;
   /** Set once the body ended: the index of the last chunk. */
@@ -68,7 +92,9 @@ export class ResponseChunks {
   constructor(
     readonly chunkSize: number,
     readonly window: number,
-  ) {}
+  ) {
+    this.buffers = new BufferPool(chunkSize, window + 2);
+  }
 
   /** Response body bytes received from the target so far. */
   get receivedBytes(): number {
@@ -112,7 +138,12 @@ export class ResponseChunks {
     let rest = data;
     while (rest.length > 0) {
       const take = Math.min(this.chunkSize - this.openBytes, rest.length);
-      this.open.push(rest.subarray(0, take));
+      if (this.openIndex === 0) {
+        this.open.push(rest.subarray(0, take));
+      } else {
+        this.openLease ??= this.buffers.take();
+        rest.copy(this.openLease.buffer, this.openBytes, 0, take);
+      }
       this.openBytes += take;
       rest = rest.subarray(take);
       if (this.openBytes === this.chunkSize) this.seal();
@@ -144,17 +175,16 @@ export class ResponseChunks {
   fail(error: ProtocolError): void {
     if (this.released || this.finished) return;
     this.failure = error;
-    this.open = [];
-    this.openBytes = 0;
+    this.dropOpen();
     this.notify();
   }
 
   /** Frees everything and answers every waiter with 404. */
   release(): void {
     this.released = true;
+    for (const chunk of this.sealed.values()) chunk.lease?.release();
     this.sealed.clear();
-    this.open = [];
-    this.openBytes = 0;
+    this.dropOpen();
     this.notify();
   }
 
@@ -242,13 +272,25 @@ export class ResponseChunks {
   }
 
   private seal(): void {
+    const lease = this.openLease;
+    const parts = lease
+      ? [lease.buffer.subarray(0, this.openBytes)]
+      : this.open;
     if (this.openIndex >= this.freedBelow) {
-      this.sealed.set(this.openIndex, {
-        parts: this.open,
-        size: this.openBytes,
-      });
+      this.sealed.set(this.openIndex, { parts, size: this.openBytes, lease });
+    } else {
+      lease?.release();
     }
     this.openIndex += 1;
+    this.open = [];
+    this.openLease = undefined;
+    this.openBytes = 0;
+  }
+
+  /** Forgets the open chunk's bytes (and gives its buffer back). */
+  private dropOpen(): void {
+    this.openLease?.release();
+    this.openLease = undefined;
     this.open = [];
     this.openBytes = 0;
   }
@@ -257,7 +299,11 @@ export class ResponseChunks {
     if (upTo < this.freedBelow) return;
     // Over the chunks held, not over the indexes: an index may be asked for
     // up to 999999999, and a loop to it would block the server for seconds.
-    for (const i of this.sealed.keys()) if (i <= upTo) this.sealed.delete(i);
+    for (const [i, chunk] of this.sealed) {
+      if (i > upTo) continue;
+      this.sealed.delete(i);
+      chunk.lease?.release();
+    }
     this.freedBelow = upTo + 1;
     this.notify();
   }
